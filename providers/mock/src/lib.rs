@@ -1,0 +1,308 @@
+//! vk's mock provider (`libvk_mock.so`): an in-memory backend for demos, tests and benchmarks.
+//!
+//! Pods are Running as soon as they are created and every change is notified; logs are
+//! deterministic, a few built-in commands (`echo`, `cat`, `env`, `sleep N`, `exit N`) can be
+//! exec'd, every port echoes what it is sent, and stats are synthesised per container.
+#![forbid(unsafe_code)]
+
+mod config;
+mod pods;
+mod stats;
+mod streams;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        RwLock,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use vk_abi::{
+    ExecOptions, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
+    ProviderError, ProviderInit, ResolvedPod, Result, Streams,
+    k8s_openapi::api::core::v1::{
+        Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodStatus,
+    },
+    stats::{PodStats, Summary},
+};
+
+use config::NodeConfig;
+use pods::MockPod;
+
+vk_abi::export_provider!(MockProvider, "mock");
+
+type PodKey = (String, String);
+
+/// The mock provider.
+#[derive(Debug)]
+pub struct MockProvider {
+    config: NodeConfig,
+    node_name: String,
+    operating_system: String,
+    host_ip: String,
+    pods: RwLock<HashMap<PodKey, MockPod>>,
+    next_ip: AtomicU32,
+    notifier: RwLock<Option<PodNotifier>>,
+}
+
+fn key(namespace: &str, name: &str) -> PodKey {
+    (namespace.to_string(), name.to_string())
+}
+
+fn pod_key(pod: &Pod) -> Result<PodKey> {
+    match (&pod.metadata.namespace, &pod.metadata.name) {
+        (Some(namespace), Some(name)) => Ok(key(namespace, name)),
+        _ => Err(ProviderError::invalid_input("pod has no namespace or name")),
+    }
+}
+
+impl MockProvider {
+    fn notify(&self, pod: &MockPod) {
+        if let Some(notifier) = &*self.notifier.read().expect("notifier lock") {
+            notifier.notify(&pod.to_pod(&self.host_ip));
+        }
+    }
+
+    /// Runs `f` on the pod, or answers NotFound.
+    fn with_pod<T>(
+        &self,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&MockPod) -> Result<T>,
+    ) -> Result<T> {
+        let pods = self.pods.read().expect("pod table lock");
+        let pod = pods
+            .get(&key(namespace, name))
+            .ok_or_else(|| ProviderError::not_found(format!("pod {namespace}/{name} not found")))?;
+        f(pod)
+    }
+
+    /// A copy of the pod's record, so that streams never hold the table's lock.
+    fn snapshot(&self, namespace: &str, name: &str) -> Result<MockPod> {
+        self.with_pod(namespace, name, |pod| Ok(pod.clone()))
+    }
+
+    fn store(&self, resolved: ResolvedPod) -> Result<()> {
+        let key = pod_key(&resolved.pod)?;
+        let ip = pods::pod_ip(self.next_ip.fetch_add(1, Ordering::Relaxed));
+        let pod = MockPod::new(resolved, ip);
+        self.notify(&pod);
+        self.pods.write().expect("pod table lock").insert(key, pod);
+        Ok(())
+    }
+}
+
+impl Provider for MockProvider {
+    fn new(init: ProviderInit) -> Result<Self> {
+        Ok(MockProvider {
+            config: NodeConfig::parse(&init.config, &init.node_name)?,
+            host_ip: init.internal_ip.unwrap_or_else(|| "127.0.0.1".into()),
+            node_name: init.node_name,
+            operating_system: init.operating_system,
+            pods: RwLock::default(),
+            next_ip: AtomicU32::new(0),
+            notifier: RwLock::default(),
+        })
+    }
+
+    fn create_pod(&self, pod: ResolvedPod) -> Result<()> {
+        self.store(pod)
+    }
+
+    fn update_pod(&self, pod: ResolvedPod) -> Result<()> {
+        let key = pod_key(&pod.pod)?;
+        let mut pods = self.pods.write().expect("pod table lock");
+        let Some(existing) = pods.get_mut(&key) else {
+            drop(pods);
+            return self.store(pod);
+        };
+        let (started, ip) = (existing.started, existing.pod_ip.clone());
+        *existing = MockPod {
+            started,
+            ..MockPod::new(pod, ip)
+        };
+        let updated = existing.clone();
+        drop(pods);
+        self.notify(&updated);
+        Ok(())
+    }
+
+    fn delete_pod(&self, pod: Pod, _grace_period_seconds: i64) -> Result<()> {
+        let removed = self
+            .pods
+            .write()
+            .expect("pod table lock")
+            .remove(&pod_key(&pod)?);
+        if let Some(mut pod) = removed {
+            pod.terminated = true;
+            self.notify(&pod);
+        }
+        Ok(())
+    }
+
+    fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
+        let pods = self.pods.read().expect("pod table lock");
+        Ok(pods
+            .get(&key(namespace, name))
+            .map(|pod| pod.to_pod(&self.host_ip)))
+    }
+
+    fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
+        let pods = self.pods.read().expect("pod table lock");
+        Ok(pods
+            .get(&key(namespace, name))
+            .map(|pod| pod.status(&self.host_ip)))
+    }
+
+    fn list_pods(&self) -> Result<Vec<Pod>> {
+        let pods = self.pods.read().expect("pod table lock");
+        Ok(pods.values().map(|pod| pod.to_pod(&self.host_ip)).collect())
+    }
+
+    fn notify_pods(&self, notifier: PodNotifier) -> bool {
+        *self.notifier.write().expect("notifier lock") = Some(notifier);
+        true
+    }
+
+    fn configure_node(&self, mut node: Node) -> Result<Node> {
+        let capacity = self.config.capacity();
+        let spec = node.spec.get_or_insert_with(NodeSpec::default);
+        if self.config.provider_id.is_some() {
+            spec.provider_id.clone_from(&self.config.provider_id);
+        }
+        let status = node.status.get_or_insert_with(NodeStatus::default);
+        status.capacity = Some(capacity.clone());
+        status.allocatable = Some(capacity);
+        status.conditions = Some(node_conditions());
+        status.addresses = Some(vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: self.host_ip.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: self.node_name.clone(),
+            },
+        ]);
+        let info = status.node_info.get_or_insert_with(NodeSystemInfo::default);
+        info.operating_system = self.operating_system.to_lowercase();
+        info.architecture = "amd64".into();
+        info.container_runtime_version = "mock://1.0".into();
+        info.kernel_version = "mock".into();
+        info.os_image = "mock".into();
+        Ok(node)
+    }
+
+    fn container_logs(&self, options: LogOptions, sink: OutputStream) -> Result<()> {
+        let pod = self.snapshot(&options.namespace, &options.pod)?;
+        if pod.container(&options.container).is_none() {
+            return Err(container_not_found(
+                &options.namespace,
+                &options.pod,
+                &options.container,
+            ));
+        }
+        if options.previous {
+            return Err(ProviderError::invalid_input(format!(
+                "previous terminated container \"{}\" in pod \"{}\" not found",
+                options.container, options.pod
+            )));
+        }
+        // A client that went away ends the log; that is not an error.
+        let _ = streams::write_log(&pod, &options, sink);
+        Ok(())
+    }
+
+    fn exec(&self, options: ExecOptions, io: Streams) -> Result<i32> {
+        let pod = self.snapshot(&options.namespace, &options.pod)?;
+        let container = pod.container(&options.container).ok_or_else(|| {
+            container_not_found(&options.namespace, &options.pod, &options.container)
+        })?;
+        Ok(streams::exec(&pod, container, &options.command, io))
+    }
+
+    fn attach(&self, options: ExecOptions, io: Streams) -> Result<i32> {
+        let pod = self.snapshot(&options.namespace, &options.pod)?;
+        if pod.container(&options.container).is_none() {
+            return Err(container_not_found(
+                &options.namespace,
+                &options.pod,
+                &options.container,
+            ));
+        }
+        Ok(streams::attach(io))
+    }
+
+    fn port_forward(
+        &self,
+        options: PortForwardOptions,
+        input: vk_abi::InputStream,
+        output: OutputStream,
+    ) -> Result<()> {
+        self.with_pod(&options.namespace, &options.pod, |_| Ok(()))?;
+        let _ = streams::echo(input, output);
+        Ok(())
+    }
+
+    fn stats_summary(&self) -> Result<Summary> {
+        let pods = self.pods.read().expect("pod table lock");
+        Ok(stats::summary(&self.node_name, pods.values()))
+    }
+
+    fn pod_stats(&self, namespace: &str, name: &str) -> Result<Option<PodStats>> {
+        let pods = self.pods.read().expect("pod table lock");
+        Ok(pods.get(&key(namespace, name)).map(stats::pod_stats))
+    }
+}
+
+fn container_not_found(namespace: &str, pod: &str, container: &str) -> ProviderError {
+    ProviderError::not_found(format!(
+        "container {container} not found in pod {namespace}/{pod}"
+    ))
+}
+
+fn node_conditions() -> Vec<NodeCondition> {
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| NodeCondition {
+        type_: kind.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        ..NodeCondition::default()
+    };
+    vec![
+        condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "the mock provider is ready",
+        ),
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "no memory pressure",
+        ),
+        condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "no disk pressure",
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "no PID pressure",
+        ),
+        condition(
+            "NetworkUnavailable",
+            "False",
+            "RouteCreated",
+            "the network is available",
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

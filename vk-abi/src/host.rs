@@ -1,0 +1,249 @@
+//! The host's typed view of a loaded provider, and host-side stream and callback objects.
+//!
+//! Calls block, like the provider calls behind them: run them on blocking threads.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RResult, RSlice, RStr, RVec},
+};
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    error::{ProviderError, Result},
+    raw::{
+        ByteSink, ByteSink_TO, ByteSinkBox, ByteSource, ByteSource_TO, ByteSourceBox, Json,
+        NodeNotifier, NodeNotifier_TO, PodNotifier, PodNotifier_TO, ProviderModuleRef, RawError,
+        RawProviderBox, RawResult, RawStreams, ResizeSource, ResizeSource_TO, ResizeSourceBox,
+        TerminalSize,
+    },
+    stats::{PodStats, Summary},
+    types::{ExecOptions, LogOptions, PortForwardOptions, ProviderInit, ResolvedPod},
+};
+
+/// A provider instance, as the host sees it.
+pub struct ProviderClient {
+    raw: RawProviderBox,
+}
+
+impl std::fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderClient")
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|error| ProviderError::invalid_input(format!("cannot encode a request: {error}")))
+}
+
+fn decode<T: DeserializeOwned>(json: Json) -> Result<T> {
+    serde_json::from_slice(&json).map_err(|error| {
+        ProviderError::other(format!("the provider answered malformed JSON: {error}"))
+    })
+}
+
+fn decode_option<T: DeserializeOwned>(json: Json) -> Result<Option<T>> {
+    if json.is_empty() {
+        Ok(None)
+    } else {
+        decode(json).map(Some)
+    }
+}
+
+fn answer<T>(result: RawResult<T>) -> Result<T> {
+    result.into_result().map_err(ProviderError::from)
+}
+
+impl ProviderClient {
+    /// Builds a provider from a loaded module.
+    pub fn new(module: ProviderModuleRef, init: &ProviderInit) -> Result<Self> {
+        let init = encode(init)?;
+        let raw = answer((module.new_provider())(RSlice::from_slice(&init)))?;
+        Ok(ProviderClient { raw })
+    }
+
+    pub fn create_pod(&self, pod: &ResolvedPod) -> Result<()> {
+        answer(self.raw.create_pod(RSlice::from_slice(&encode(pod)?)))
+    }
+    pub fn update_pod(&self, pod: &ResolvedPod) -> Result<()> {
+        answer(self.raw.update_pod(RSlice::from_slice(&encode(pod)?)))
+    }
+    pub fn delete_pod(&self, pod: &Pod, grace_period_seconds: i64) -> Result<()> {
+        answer(
+            self.raw
+                .delete_pod(RSlice::from_slice(&encode(pod)?), grace_period_seconds),
+        )
+    }
+    pub fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
+        decode_option(answer(
+            self.raw
+                .get_pod(RStr::from_str(namespace), RStr::from_str(name)),
+        )?)
+    }
+    pub fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
+        decode_option(answer(
+            self.raw
+                .get_pod_status(RStr::from_str(namespace), RStr::from_str(name)),
+        )?)
+    }
+    pub fn list_pods(&self) -> Result<Vec<Pod>> {
+        decode(answer(self.raw.list_pods())?)
+    }
+    /// Registers `on_change`; answers false when the provider must be polled instead.
+    pub fn notify_pods(&self, on_change: impl Fn(Pod) + Send + Sync + 'static) -> Result<bool> {
+        let notifier = PodNotifier_TO::from_value(Callback(on_change), TD_Opaque);
+        answer(self.raw.notify_pods(notifier))
+    }
+    pub fn configure_node(&self, node: &Node) -> Result<Node> {
+        decode(answer(
+            self.raw.configure_node(RSlice::from_slice(&encode(node)?)),
+        )?)
+    }
+    pub fn ping(&self) -> Result<()> {
+        answer(self.raw.ping())
+    }
+    pub fn notify_node_status(
+        &self,
+        on_change: impl Fn(Node) + Send + Sync + 'static,
+    ) -> Result<bool> {
+        let notifier = NodeNotifier_TO::from_value(Callback(on_change), TD_Opaque);
+        answer(self.raw.notify_node_status(notifier))
+    }
+    pub fn container_logs(&self, options: &LogOptions, sink: ByteSinkBox) -> Result<()> {
+        answer(
+            self.raw
+                .container_logs(RSlice::from_slice(&encode(options)?), sink),
+        )
+    }
+    pub fn exec(&self, options: &ExecOptions, streams: HostStreams) -> Result<i32> {
+        answer(
+            self.raw
+                .exec(RSlice::from_slice(&encode(options)?), streams.into_raw()),
+        )
+    }
+    pub fn attach(&self, options: &ExecOptions, streams: HostStreams) -> Result<i32> {
+        answer(
+            self.raw
+                .attach(RSlice::from_slice(&encode(options)?), streams.into_raw()),
+        )
+    }
+    pub fn port_forward(
+        &self,
+        options: &PortForwardOptions,
+        input: ByteSourceBox,
+        output: ByteSinkBox,
+    ) -> Result<()> {
+        answer(
+            self.raw
+                .port_forward(RSlice::from_slice(&encode(options)?), input, output),
+        )
+    }
+    pub fn stats_summary(&self) -> Result<Summary> {
+        decode(answer(self.raw.stats_summary())?)
+    }
+    pub fn pod_stats(&self, namespace: &str, name: &str) -> Result<Option<PodStats>> {
+        decode_option(answer(
+            self.raw
+                .pod_stats(RStr::from_str(namespace), RStr::from_str(name)),
+        )?)
+    }
+}
+
+/// The host's end of an exec or attach session.
+#[derive(Default)]
+pub struct HostStreams {
+    pub stdin: Option<ByteSourceBox>,
+    pub stdout: Option<ByteSinkBox>,
+    pub stderr: Option<ByteSinkBox>,
+    pub resize: Option<ResizeSourceBox>,
+}
+
+impl std::fmt::Debug for HostStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostStreams")
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .field("resize", &self.resize.is_some())
+            .finish()
+    }
+}
+
+impl HostStreams {
+    fn into_raw(self) -> RawStreams {
+        RawStreams {
+            stdin: self.stdin.into(),
+            stdout: self.stdout.into(),
+            stderr: self.stderr.into(),
+            resize: self.resize.into(),
+        }
+    }
+}
+
+/// A sink that hands every write to `write`; an `Err` tells the provider the client is gone.
+pub fn byte_sink(
+    write: impl Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync + 'static,
+) -> ByteSinkBox {
+    ByteSink_TO::from_value(Callback(write), TD_Opaque)
+}
+
+/// A source whose `read` blocks for the next bytes; an empty vector ends the stream.
+pub fn byte_source(read: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> ByteSourceBox {
+    ByteSource_TO::from_value(Callback(read), TD_Opaque)
+}
+
+/// A source of resize events; `None` ends the session's resizes.
+pub fn resize_source(
+    next: impl Fn() -> Option<TerminalSize> + Send + Sync + 'static,
+) -> ResizeSourceBox {
+    ResizeSource_TO::from_value(Callback(next), TD_Opaque)
+}
+
+/// A host closure behind one of the callback traits. Host code called from a provider thread
+/// must not unwind into the provider either, so panics are caught here too.
+struct Callback<F>(F);
+
+fn catch<T>(fallback: T, call: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or(fallback)
+}
+
+impl<F: Fn(Pod) + Send + Sync> PodNotifier for Callback<F> {
+    fn pod_changed(&self, pod: RSlice<'_, u8>) {
+        if let Ok(pod) = serde_json::from_slice(pod.as_slice()) {
+            catch((), || (self.0)(pod));
+        }
+    }
+}
+
+impl<F: Fn(Node) + Send + Sync> NodeNotifier for Callback<F> {
+    fn node_changed(&self, node: RSlice<'_, u8>) {
+        if let Ok(node) = serde_json::from_slice(node.as_slice()) {
+            catch((), || (self.0)(node));
+        }
+    }
+}
+
+impl<F: Fn(&[u8]) -> std::result::Result<(), String> + Send + Sync> ByteSink for Callback<F> {
+    fn write(&self, data: RSlice<'_, u8>) -> RawResult<()> {
+        let closed = Err("the host's stream failed".to_string());
+        match catch(closed, || (self.0)(data.as_slice())) {
+            Ok(()) => RResult::ROk(()),
+            Err(message) => RResult::RErr(RawError::from(ProviderError::unavailable(message))),
+        }
+    }
+}
+
+impl<F: Fn() -> Vec<u8> + Send + Sync> ByteSource for Callback<F> {
+    fn read(&self) -> RVec<u8> {
+        catch(Vec::new(), || (self.0)()).into()
+    }
+}
+
+impl<F: Fn() -> Option<TerminalSize> + Send + Sync> ResizeSource for Callback<F> {
+    fn next(&self) -> ROption<TerminalSize> {
+        catch(None, || (self.0)()).into()
+    }
+}

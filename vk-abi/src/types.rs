@@ -1,0 +1,99 @@
+//! The values that cross the boundary as JSON, shared by host and providers.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::Time};
+use serde::{Deserialize, Serialize};
+
+/// What a provider is built from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderInit {
+    /// The `--provider-config` path, if one was given.
+    #[serde(default)]
+    pub config_path: Option<String>,
+    /// The contents of that file; empty when none was given.
+    #[serde(default)]
+    pub config: String,
+    /// The node this provider backs.
+    pub node_name: String,
+    /// The node's operating system (`Linux`, `Windows`).
+    pub operating_system: String,
+    /// The node's InternalIP, when known.
+    #[serde(default)]
+    pub internal_ip: Option<String>,
+    /// The kubelet API port the node advertises.
+    #[serde(default)]
+    pub daemon_port: i32,
+}
+
+/// A pod as the kubelet would run it: environment variables are resolved to plain values in
+/// `pod` and the contents of configMap, secret, downwardAPI and projected volumes are given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPod {
+    pub pod: Pod,
+    /// Files of each resolved volume, by volume name.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, VolumeFiles>,
+}
+
+/// The files of one volume, by path relative to the volume's root.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeFiles {
+    pub files: BTreeMap<String, VolumeFile>,
+}
+
+/// One file of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeFile {
+    pub data: ByteString,
+    /// Unix permission bits.
+    pub mode: i32,
+}
+
+/// Which container's log to read, and how (the kubelet's `/containerLogs` parameters).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogOptions {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    #[serde(default)]
+    pub follow: bool,
+    #[serde(default)]
+    pub tail_lines: Option<i64>,
+    #[serde(default)]
+    pub since_seconds: Option<i64>,
+    #[serde(default)]
+    pub since_time: Option<Time>,
+    #[serde(default)]
+    pub limit_bytes: Option<i64>,
+    #[serde(default)]
+    pub timestamps: bool,
+    #[serde(default)]
+    pub previous: bool,
+}
+
+/// An exec or attach request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecOptions {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Empty for attach.
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub tty: bool,
+}
+
+/// One port-forward connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortForwardOptions {
+    pub namespace: String,
+    pub pod: String,
+    pub port: u16,
+}

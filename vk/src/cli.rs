@@ -1,0 +1,156 @@
+//! Command-line flags, compatible with upstream virtual-kubelet's where they exist, each with
+//! its environment fallback.
+
+use std::{net::IpAddr, path::PathBuf, sync::LazyLock, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `vk --version`: vk's own version and the provider ABI it speaks.
+pub static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (provider ABI {})",
+        env!("CARGO_PKG_VERSION"),
+        vk_abi::ABI_VERSION
+    )
+});
+
+#[derive(Debug, Parser)]
+#[command(name = "vk", version = VERSION.as_str(), about = "A virtual kubelet: a Kubernetes node whose pods run on a provider")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Directory holding the provider libraries (`libvk_NAME.so`).
+    #[arg(
+        long,
+        env = "VK_PLUGIN_DIR",
+        default_value = "/usr/lib/vk",
+        global = true
+    )]
+    pub plugin_dir: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lists the providers in the plugin directory, with their versions and ABI compatibility.
+    Providers,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// kubeconfig file; without it and without $KUBECONFIG, ~/.kube/config, then in-cluster.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Name of the node to register.
+    #[arg(long, env = "DEFAULT_NODE_NAME", default_value = "virtual-kubelet", value_parser = parse_node_name)]
+    pub nodename: String,
+    /// Operating system of the node.
+    #[arg(long, value_enum, default_value_t = OperatingSystem::Linux, ignore_case = true)]
+    pub os: OperatingSystem,
+    /// Provider to load from the plugin directory.
+    #[arg(long, env = "VK_PROVIDER", default_value = "mock")]
+    pub provider: String,
+    /// Provider configuration file, handed to the provider as it is.
+    #[arg(long, env = "VK_PROVIDER_CONFIG")]
+    pub provider_config: Option<PathBuf>,
+    /// IP address the node advertises as its InternalIP (the apiserver reaches vk there).
+    #[arg(long, env = "VKUBELET_POD_IP")]
+    pub node_ip: Option<IpAddr>,
+    /// Port of the kubelet API.
+    #[arg(long, env = "KUBELET_PORT", default_value_t = 10250, value_parser = clap::value_parser!(u16).range(1..))]
+    pub listen_port: u16,
+    /// Pods synced with the provider at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pod_sync_workers: u16,
+    /// How often every pod is synced again even without changes.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub full_resync_period: Duration,
+    /// Give up if the node is not ready within this time (0: wait forever).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+    /// Time limit of one provider call.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub provider_call_timeout: Duration,
+    /// Register the node without the provider taint.
+    #[arg(long)]
+    pub disable_taint: bool,
+    /// Key of the node's taint.
+    #[arg(
+        long,
+        env = "VKUBELET_TAINT_KEY",
+        default_value = "virtual-kubelet.io/provider"
+    )]
+    pub taint_key: String,
+    /// Value of the node's taint (default: the provider's name).
+    #[arg(long, env = "VKUBELET_TAINT_VALUE")]
+    pub taint_value: Option<String>,
+    /// Effect of the node's taint.
+    #[arg(long, env = "VKUBELET_TAINT_EFFECT", default_value = "NoSchedule", value_parser = ["NoSchedule", "PreferNoSchedule", "NoExecute"])]
+    pub taint_effect: String,
+    /// Requests per second to the Kubernetes API.
+    #[arg(long, default_value_t = 50.0, value_parser = parse_qps)]
+    pub kube_api_qps: f64,
+    /// Burst of requests to the Kubernetes API above the QPS.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: u32,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, refines it.
+    #[arg(long, env = "VK_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OperatingSystem {
+    Linux,
+    Windows,
+}
+
+impl OperatingSystem {
+    /// As Kubernetes writes it in `kubernetes.io/os` and `nodeInfo.operatingSystem`.
+    pub fn label(self) -> &'static str {
+        match self {
+            OperatingSystem::Linux => "linux",
+            OperatingSystem::Windows => "windows",
+        }
+    }
+    /// As providers are told (upstream virtual-kubelet's spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatingSystem::Linux => "Linux",
+            OperatingSystem::Windows => "Windows",
+        }
+    }
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|error| format!("{error} (for example 30s, 1m, 1h30m)"))
+}
+
+fn parse_qps(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(qps) if qps.is_finite() && qps > 0.0 => Ok(qps),
+        _ => Err("must be a number above 0".to_string()),
+    }
+}
+
+/// Node names are DNS subdomains (RFC 1123): lowercase alphanumerics, '-' and '.', at most 253.
+fn parse_node_name(value: &str) -> Result<String, String> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if value.len() <= 253 && value.split('.').all(label_ok) {
+        Ok(value.to_string())
+    } else {
+        Err("must be a lowercase RFC 1123 subdomain, such as virtual-kubelet".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

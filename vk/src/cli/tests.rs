@@ -1,0 +1,58 @@
+use clap::error::ErrorKind;
+
+use super::*;
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("vk").chain(args.iter().copied()))
+}
+
+#[test]
+fn defaults_match_upstream() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.run.nodename, "virtual-kubelet");
+    assert_eq!(cli.run.listen_port, 10250);
+    assert_eq!(cli.run.provider, "mock");
+    assert_eq!(cli.run.taint_key, "virtual-kubelet.io/provider");
+    assert_eq!(cli.run.full_resync_period, Duration::from_secs(60));
+    assert!(cli.command.is_none());
+}
+
+#[test]
+fn providers_subcommand_takes_the_plugin_dir() {
+    let cli = parse(&["providers", "--plugin-dir", "/tmp/x"]).unwrap();
+    assert!(matches!(cli.command, Some(Command::Providers)));
+    assert_eq!(cli.plugin_dir, PathBuf::from("/tmp/x"));
+}
+
+#[test]
+fn invalid_values_are_refused() {
+    for args in [
+        &["--listen-port", "0"][..],
+        &["--listen-port", "70000"],
+        &["--nodename", "Bad_Name"],
+        &["--full-resync-period", "soon"],
+        &["--kube-api-qps=-1"],
+        &["--kube-api-qps", "0"],
+        &["--taint-effect", "Sometimes"],
+        &["--os", "plan9"],
+        &["--node-ip", "not-an-ip"],
+        &["--pod-sync-workers", "0"],
+    ] {
+        let error = parse(args).unwrap_err();
+        assert!(
+            matches!(
+                error.kind(),
+                ErrorKind::ValueValidation | ErrorKind::InvalidValue
+            ),
+            "{args:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn durations_and_names() {
+    assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+    assert!(parse_node_name("vk-1.example").is_ok());
+    assert!(parse_node_name("-vk").is_err());
+    assert!(parse_node_name(&"a".repeat(64)).is_err());
+}
