@@ -1,6 +1,6 @@
 //! The `vk` binary.
 
-use std::{path::Path, process::ExitCode};
+use std::{path::Path, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
@@ -18,7 +18,12 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .context("cannot start the async runtime")
-            .and_then(|runtime| runtime.block_on(vk::kubelet::run(cli.run, cli.plugin_dir))),
+            .and_then(|runtime| {
+                let result = runtime.block_on(vk::kubelet::run(cli.run, cli.plugin_dir));
+                // A provider call that hangs holds a blocking thread forever; do not wait for it.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+                result
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,9 +125,7 @@ pub fn open(dir: &Path, name: &str) -> Result<Library, LoadError> {
     })?;
     let abi_version = header.version_strings().version.to_string();
     Ok(Library {
-        module: header
-            .init_root_module::<ProviderModuleRef>()
-            .map_err(|error| describe(&path, error)),
+        module: library::provider_module(header).map_err(|error| describe(&path, error)),
         path,
         file_name: name.to_string(),
         abi_version,
@@ -146,16 +144,19 @@ fn describe(path: &Path, error: LibraryError) -> LoadError {
             expected: expected_version.to_string(),
             found: actual_version.to_string(),
         },
-        // The full layout report is long; its first line says which type differs.
-        other => LoadError::WrongLayout {
-            path,
-            reason: other
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("incompatible layout")
-                .to_string(),
-        },
+        // The full layout report is long; its `Error:` line says what differs.
+        other => {
+            let report = other.to_string();
+            let mut lines = report.lines().map(str::trim);
+            let reason = lines
+                .clone()
+                .find_map(|line| line.strip_prefix("Error:"))
+                .or_else(|| lines.find(|line| !line.is_empty()))
+                .unwrap_or("its types differ from vk's")
+                .trim()
+                .to_string();
+            LoadError::WrongLayout { path, reason }
+        }
     }
 }
 

@@ -4,10 +4,13 @@
 
 use std::path::Path;
 
-use abi_stable::library::{
-    AbiHeaderRef, LibHeader, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL,
+use abi_stable::{
+    StableAbi,
+    abi_stability::abi_checking::check_layout_compatibility,
+    library::{AbiHeaderRef, LibHeader, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL},
 };
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+use vk_abi::raw::ProviderModuleRef;
 
 /// Why a file could not be opened as an `abi_stable` library.
 #[derive(Debug, thiserror::Error)]
@@ -38,4 +41,28 @@ pub fn open(path: &Path) -> Result<&'static LibHeader, OpenError> {
     // The header's references borrow from the library, which must never be unloaded.
     std::mem::forget(library);
     header.upgrade().map_err(OpenError::Header)
+}
+
+/// The provider module of `header`, checked for compatibility.
+///
+/// abi_stable's own check only accepts a library whose layout extends vk's (abi_stable issue
+/// #118), so it refuses a provider built against an older minor ABI. Such a library is accepted
+/// when the reverse check passes: its layout is a prefix of vk's, and the methods it lacks run
+/// their defaults, which answer "unsupported".
+pub fn provider_module(header: &'static LibHeader) -> Result<ProviderModuleRef, LibraryError> {
+    let error = match header.init_root_module::<ProviderModuleRef>() {
+        Ok(module) => return Ok(module),
+        Err(error) => error,
+    };
+    let (LibraryError::AbiInstability(_), Some(layout)) = (&error, header.layout()) else {
+        return Err(error);
+    };
+    if check_layout_compatibility(layout, <ProviderModuleRef as StableAbi>::LAYOUT).is_err() {
+        return Err(error);
+    }
+    // SAFETY: the version was checked by `init_root_module` before it compared layouts, and
+    // every type shared with vk was checked equal, except that the library's prefix types may
+    // end earlier; abi_stable checks each access past a prefix against the library's own
+    // vtable metadata and falls back to the method's default.
+    unsafe { header.init_root_module_with_unchecked_layout::<ProviderModuleRef>() }
 }
