@@ -1,1 +1,8 @@
+//! The harness of vk's integration tests: where the built binaries and provider libraries are,
+//! and (in later modules) a real control plane and `vk` processes that are always torn down.
+#![forbid(unsafe_code)]
 
+pub mod cluster;
+pub mod paths;
+pub mod vk_process;
+pub mod wait;
