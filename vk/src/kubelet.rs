@@ -1,20 +1,164 @@
-//! Runs the virtual kubelet: loads the provider, then the node and pod controllers.
+//! Runs the virtual kubelet: loads the provider, then the node and pod controllers, until
+//! SIGTERM or SIGINT. Stopping leaves the provider's pods running for the next vk to adopt.
 
-use std::path::PathBuf;
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, UdpSocket},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::Context;
+use k8s_openapi::{
+    api::core::v1::{Node, Taint},
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
+};
+use kube::runtime::reflector;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
 use vk_abi::ProviderInit;
 
-use crate::{cli::RunArgs, provider};
+use crate::{
+    cli::RunArgs,
+    client,
+    events::Recorder,
+    node::{NodeController, NodeSettings},
+    pods::{PodController, PodSettings},
+    provider::{self, Provider},
+    resolve::NodeFacts,
+};
+
+/// Events have their own, lower budget so that they never slow pods down (the kubelet's
+/// defaults: 50 per second, bursts of 100).
+const EVENT_QPS: f64 = 50.0;
+const EVENT_BURST: u32 = 100;
 
 pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     let module = provider::load(&plugin_dir, &args.provider)?;
+    let config = client::config(args.kubeconfig.as_deref()).await?;
+    let node_ip = match args.node_ip {
+        Some(ip) => ip,
+        None => local_ip_towards(&config.cluster_url).with_context(|| {
+            format!(
+                "cannot tell this host's IP towards {}; set --node-ip",
+                config.cluster_url
+            )
+        })?,
+    };
+    let provider = Provider::new(
+        module,
+        provider_init(&args, node_ip)?,
+        args.provider_call_timeout,
+    )
+    .await?;
+    log::info!(
+        "loaded provider {} for node {} ({node_ip})",
+        provider.name,
+        args.nodename
+    );
+
+    let api = client::rate_limited(config.clone(), args.kube_api_qps, args.kube_api_burst)?;
+    let recorder = Recorder::spawn(
+        client::rate_limited(config, EVENT_QPS, EVENT_BURST)?,
+        args.nodename.clone(),
+    );
+    let (synced_sender, synced) = watch::channel(false);
+    let (shutdown_sender, shutdown) = watch::channel(false);
+    let stopped = |mut shutdown: watch::Receiver<bool>| async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+
+    let node_settings = NodeSettings {
+        name: args.nodename.clone(),
+        operating_system: args.os.label().to_string(),
+        internal_ip: Some(node_ip.to_string()),
+        kubelet_port: args.listen_port,
+        taint: (!args.disable_taint).then(|| Taint {
+            key: args.taint_key.clone(),
+            value: Some(
+                args.taint_value
+                    .clone()
+                    .unwrap_or_else(|| provider.name.clone()),
+            ),
+            effect: args.taint_effect.clone(),
+            ..Taint::default()
+        }),
+    };
+    let node = NodeController::new(
+        api.clone(),
+        provider.clone(),
+        node_settings,
+        recorder.clone(),
+        synced.clone(),
+    );
+    let (store, writer) = reflector::store();
+    let pod_settings = PodSettings {
+        node_name: args.nodename.clone(),
+        workers: usize::from(args.pod_sync_workers),
+        resync_period: args.full_resync_period,
+        node: NodeFacts {
+            host_ips: vec![node_ip.to_string()],
+            allocatable: allocatable(&provider, &args.nodename).await,
+        },
+    };
+    let pods = PodController::new(pod_settings, api, provider, recorder, store);
+
+    let mut node_task = tokio::spawn(node.run(stopped(shutdown.clone())));
+    let mut pod_task = tokio::spawn(pods.run(writer, synced_sender, stopped(shutdown.clone())));
+    let startup = wait_until_synced(synced, args.startup_timeout);
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::pin!(startup);
+    let outcome = loop {
+        tokio::select! {
+            _ = terminate.recv() => break Ok(()),
+            _ = interrupt.recv() => break Ok(()),
+            result = &mut startup => if let Err(error) = result { break Err(error) },
+            result = &mut node_task => break result.context("the node controller crashed")?.context("the node controller stopped"),
+            result = &mut pod_task => break result.context("the pod controller crashed")?.context("the pod controller stopped"),
+        }
+    };
+    log::info!("stopping; the provider's pods keep running for the next vk to adopt");
+    let _ = shutdown_sender.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = node_task.await;
+        let _ = pod_task.await;
+    })
+    .await;
+    outcome
+}
+
+/// The node's allocatable resources as the provider describes them: the default limits that
+/// `resourceFieldRef`s read.
+async fn allocatable(provider: &Provider, node_name: &str) -> BTreeMap<String, Quantity> {
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(node_name.to_string()),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    };
+    match provider
+        .call("configure_node", move |p| p.configure_node(&node))
+        .await
+    {
+        Ok(node) => node.status.and_then(|s| s.allocatable).unwrap_or_default(),
+        Err(error) => {
+            log::warn!("the provider cannot describe the node yet: {error}");
+            BTreeMap::new()
+        }
+    }
+}
+
+fn provider_init(args: &RunArgs, node_ip: IpAddr) -> anyhow::Result<ProviderInit> {
     let config = match &args.provider_config {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read provider config {}", path.display()))?,
         None => String::new(),
     };
-    let init = ProviderInit {
+    Ok(ProviderInit {
         config_path: args
             .provider_config
             .as_ref()
@@ -22,10 +166,39 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         config,
         node_name: args.nodename.clone(),
         operating_system: args.os.name().to_string(),
-        internal_ip: args.node_ip.map(|ip| ip.to_string()),
+        internal_ip: Some(node_ip.to_string()),
         daemon_port: i32::from(args.listen_port),
-    };
-    let provider = provider::Provider::new(module, init, args.provider_call_timeout).await?;
-    log::info!("loaded provider {}", provider.name);
-    Ok(())
+    })
+}
+
+/// The address this host uses to reach the API server: the one the API server can reach back.
+/// (Connecting a UDP socket sends nothing.)
+fn local_ip_towards(url: &http::Uri) -> anyhow::Result<IpAddr> {
+    let host = url
+        .host()
+        .context("the cluster URL has no host")?
+        .trim_matches(['[', ']']);
+    let port = url.port_u16().unwrap_or(443);
+    let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+    socket.connect((host, port))?;
+    Ok(socket.local_addr()?.ip())
+}
+
+/// Waits for the pod controller's first sync; an error after `limit` (zero: no limit).
+async fn wait_until_synced(
+    mut synced: watch::Receiver<bool>,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let wait = synced.wait_for(|synced| *synced);
+    if limit.is_zero() {
+        let _ = wait.await;
+        return std::future::pending().await;
+    }
+    match tokio::time::timeout(limit, wait).await {
+        Ok(_) => std::future::pending().await,
+        Err(_) => anyhow::bail!(
+            "the node was not ready within the --startup-timeout of {}s",
+            limit.as_secs()
+        ),
+    }
 }

@@ -2,5 +2,14 @@
 //! that node on a backend reached through a provider library (see `vk-abi`).
 
 pub mod cli;
+pub mod client;
+pub mod events;
 pub mod kubelet;
+pub mod node;
+pub mod objects;
+pub mod pods;
 pub mod provider;
+pub mod queue;
+pub mod resolve;
+pub mod spdy;
+pub mod status;

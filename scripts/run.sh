@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The main job: builds vk, starts a local control plane (unless $KUBECONFIG points at a cluster),
+# starts `vk --provider mock` as node "virtual-kubelet" with node credentials, deploys a demo
+# Deployment and shows the node Ready and its pods Running. Ctrl-C stops vk and the control
+# plane this script started.
+#
+# Options (environment): VK_PROVIDER (default mock), VK_NODE_NAME (default virtual-kubelet),
+# VK_LISTEN_PORT (default 10250), VK_PROVIDER_CONFIG (a file), RUST_LOG.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+provider=${VK_PROVIDER:-mock}
+node=${VK_NODE_NAME:-virtual-kubelet}
+port=${VK_LISTEN_PORT:-10250}
+log_dir=${TMPDIR:-/tmp}/vk-run
+mkdir -p "$log_dir"
+
+echo "run: building vk" >&2
+cargo build --workspace --quiet
+bin=$(scripts/cluster/build.sh)
+kubectl=$bin/kubectl
+
+started_cluster=false
+if [[ -z ${KUBECONFIG:-} ]]; then
+  echo "run: starting the local control plane" >&2
+  eval "$(scripts/cluster.sh up)"
+  started_cluster=true
+  vk_kubeconfig=$(scripts/cluster.sh node-kubeconfig "$node")
+else
+  vk_kubeconfig=$KUBECONFIG
+fi
+
+vk_pid=""
+cleanup() {
+  trap - EXIT INT TERM
+  [[ -n $vk_pid ]] && kill "$vk_pid" 2>/dev/null && wait "$vk_pid" 2>/dev/null
+  if $started_cluster; then scripts/cluster.sh down >&2 || true; fi
+  echo "run: stopped" >&2
+}
+trap cleanup EXIT INT TERM
+
+config_args=()
+[[ -n ${VK_PROVIDER_CONFIG:-} ]] && config_args=(--provider-config "$VK_PROVIDER_CONFIG")
+echo "run: starting vk (log: $log_dir/vk.log)" >&2
+target/debug/vk --kubeconfig "$vk_kubeconfig" --nodename "$node" --provider "$provider" \
+  --plugin-dir target/debug --node-ip 127.0.0.1 --listen-port "$port" "${config_args[@]}" \
+  >"$log_dir/vk.log" 2>&1 &
+vk_pid=$!
+
+"$kubectl" wait --for=condition=Ready "node/$node" --timeout=60s >&2 \
+  || { tail -20 "$log_dir/vk.log" >&2; exit 1; }
+"$kubectl" apply -f scripts/demo-deployment.yaml >&2
+"$kubectl" rollout status deployment/hello-vk --timeout=120s >&2
+"$kubectl" get nodes,pods -o wide
+echo "run: vk is serving node $node; press Ctrl-C to stop" >&2
+wait "$vk_pid"

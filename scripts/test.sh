@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every check and test of vk: formatting, lints, the build of the workspace and of every
+# provider library, loading each library through `vk providers`, and all unit and integration
+# tests (the integration tests start a real control plane, built once from Go modules and cached
+# under $HOME/.cache/vk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "test.sh: $*" >&2; exit 1; }
+for tool in cargo go openssl; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (see README.md, 'Set up')"
+done
+
+started=$(date +%s)
+step() { echo "== $* ($(( $(date +%s) - started ))s)"; }
+
+step "control-plane binaries"
+scripts/cluster/build.sh >/dev/null
+
+step "cargo fmt"
+cargo fmt --all -- --check || fail "cargo fmt found unformatted code (run cargo fmt --all)"
+
+step "cargo build"
+cargo build --workspace --all-targets
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "provider libraries"
+target=${CARGO_TARGET_DIR:-target}/debug
+target/debug/vk providers --plugin-dir "$target" | tee /dev/stderr | grep -q '^mock ' \
+  || fail "vk providers did not list the mock provider"
+if target/debug/vk providers --plugin-dir "$target" | awk 'NR > 1 && $4 != "yes"' | grep .; then
+  fail "a provider library in $target is not loadable"
+fi
+
+step "cargo test"
+cargo test --workspace --no-fail-fast -- --test-threads="${VK_TEST_THREADS:-2}"
+
+step "done"

@@ -1,0 +1,53 @@
+//! The Kubernetes client vk talks through, with the `--kube-api-qps`/`--kube-api-burst` limits.
+
+use std::{path::Path, time::Duration};
+
+use kube::{
+    Client, Config,
+    client::ClientBuilder,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use tower::limit::RateLimitLayer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read kubeconfig {path}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error(
+        "cannot find cluster credentials (no --kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster service account)"
+    )]
+    Infer(#[source] kube::config::InferConfigError),
+    #[error("cannot build a Kubernetes client")]
+    Build(#[source] kube::Error),
+}
+
+/// Loads the cluster configuration: `kubeconfig` when given, else the usual places.
+pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ClientError> {
+    match kubeconfig {
+        Some(path) => {
+            let kubeconfig_error = |source| ClientError::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .map_err(kubeconfig_error)
+        }
+        None => Config::infer().await.map_err(ClientError::Infer),
+    }
+}
+
+/// A client allowing `burst` requests at once and `qps` per second over time. Watches count
+/// once, when they are opened.
+pub fn rate_limited(config: Config, qps: f64, burst: u32) -> Result<Client, ClientError> {
+    let window = Duration::from_secs_f64(f64::from(burst) / qps);
+    let builder = ClientBuilder::try_from(config).map_err(ClientError::Build)?;
+    Ok(builder
+        .with_layer(&RateLimitLayer::new(u64::from(burst), window))
+        .build())
+}

@@ -1,0 +1,210 @@
+//! The cluster objects a pod references (ConfigMaps, Secrets, Services, service-account
+//! tokens), fetched one by one as a node identity may, and cached briefly so that a burst of
+//! pods sharing one ConfigMap costs one request, while changes still show within seconds.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::{
+        authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
+        core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount},
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource,
+    api::{ListParams, PostParams},
+};
+use serde::de::DeserializeOwned;
+
+use crate::resolve::{IssuedToken, ObjectError, Objects};
+
+/// How long a fetched ConfigMap, Secret or Service list is reused.
+const FRESH_FOR: Duration = Duration::from_secs(10);
+
+type Key = (String, String);
+
+/// A small time-bounded cache of one kind of object (`None`: known not to exist).
+#[derive(Debug)]
+struct Cache<T>(Mutex<HashMap<Key, (Instant, Option<T>)>>);
+
+impl<T: Clone> Cache<T> {
+    fn new() -> Self {
+        Cache(Mutex::new(HashMap::new()))
+    }
+    fn get(&self, key: &Key) -> Option<Option<T>> {
+        let cache = self.0.lock().expect("cache lock");
+        cache
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < FRESH_FOR)
+            .map(|(_, value)| value.clone())
+    }
+    fn put(&self, key: Key, value: Option<T>) {
+        let mut cache = self.0.lock().expect("cache lock");
+        cache.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
+        cache.insert(key, (Instant::now(), value));
+    }
+}
+
+/// Which token a pod's projection asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    pod_uid: String,
+    service_account: String,
+    audience: Option<String>,
+    expiration_seconds: i64,
+}
+
+/// [`Objects`] backed by the API server.
+pub struct ApiObjects {
+    client: Client,
+    config_maps: Cache<ConfigMap>,
+    secrets: Cache<Secret>,
+    services: Cache<Vec<Service>>,
+    tokens: Mutex<HashMap<TokenKey, IssuedToken>>,
+}
+
+impl std::fmt::Debug for ApiObjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiObjects").finish_non_exhaustive()
+    }
+}
+
+impl ApiObjects {
+    pub fn new(client: Client) -> Self {
+        ApiObjects {
+            client,
+            config_maps: Cache::new(),
+            secrets: Cache::new(),
+            services: Cache::new(),
+            tokens: Mutex::default(),
+        }
+    }
+
+    async fn fetch<T>(
+        &self,
+        kind: &'static str,
+        cache: &Cache<T>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<T>, ObjectError>
+    where
+        T: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(cached) = cache.get(&key) {
+            return Ok(cached);
+        }
+        let api: Api<T> = Api::namespaced(self.client.clone(), namespace);
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(|source| ObjectError::api(kind, namespace, name, source))?;
+        cache.put(key, found.clone());
+        Ok(found)
+    }
+
+    /// Forgets tokens of pods that are gone.
+    pub fn forget_pod(&self, uid: &str) {
+        self.tokens
+            .lock()
+            .expect("token lock")
+            .retain(|key, _| key.pod_uid != uid);
+    }
+}
+
+impl Objects for ApiObjects {
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, ObjectError> {
+        self.fetch("ConfigMap", &self.config_maps, namespace, name)
+            .await
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ObjectError> {
+        self.fetch("Secret", &self.secrets, namespace, name).await
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ObjectError> {
+        let key = (namespace.to_string(), String::new());
+        if let Some(Some(cached)) = self.services.get(&key) {
+            return Ok(cached);
+        }
+        let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| ObjectError::api("Service", namespace, "*", source))?;
+        self.services.put(key, Some(list.items.clone()));
+        Ok(list.items)
+    }
+
+    async fn service_account_token(
+        &self,
+        pod: &Pod,
+        service_account: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<IssuedToken, ObjectError> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let key = TokenKey {
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            service_account: service_account.to_string(),
+            audience: audience.map(str::to_string),
+            expiration_seconds,
+        };
+        if let Some(cached) = self.tokens.lock().expect("token lock").get(&key)
+            && cached.refresh_at() > Timestamp::now()
+        {
+            return Ok(cached.clone());
+        }
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: audience.map(|a| vec![a.to_string()]),
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: pod.metadata.name.clone(),
+                    uid: pod.metadata.uid.clone(),
+                }),
+            }),
+            ..TokenRequest::default()
+        };
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &namespace);
+        let issued: TokenRequest = api
+            .create_subresource("token", service_account, &PostParams::default(), &request)
+            .await
+            .map_err(|source| {
+                ObjectError::api("ServiceAccount token", &namespace, service_account, source)
+            })?;
+        let issued_token = issued
+            .status
+            .and_then(|status| Some((status.token?, status.expiration_timestamp?)));
+        let Some((token, expires)) = issued_token else {
+            return Err(ObjectError::Unavailable(format!(
+                "the API server issued no token for {namespace}/{service_account}"
+            )));
+        };
+        let granted = issued.spec.and_then(|spec| spec.expiration_seconds);
+        let token = IssuedToken {
+            token,
+            expires: expires.0,
+            expiration_seconds: granted.unwrap_or(expiration_seconds),
+        };
+        self.tokens
+            .lock()
+            .expect("token lock")
+            .insert(key, token.clone());
+        Ok(token)
+    }
+}

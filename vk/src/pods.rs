@@ -1,0 +1,736 @@
+//! The pod controller: runs the pods bound to this node on the provider and keeps their status
+//! in the API true.
+//!
+//! Pods are watched with `spec.nodeName=<node>` (all a node identity may watch) into a
+//! reflector. Each change queues the pod's key; workers sync one pod at a time per key, so the
+//! provider never sees two calls for one pod at once. Provider notifications (or polling, for
+//! providers that cannot notify) become status patches through the [`StatusWriter`].
+
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodStatus},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, Preconditions},
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use tokio::sync::watch;
+use vk_abi::{ErrorKind, ProviderError};
+
+use crate::{
+    events::{EventType, Recorder},
+    objects::ApiObjects,
+    provider::Provider,
+    queue::WorkQueue,
+    resolve::{self, NodeFacts},
+    status::{PodKey, StatusWriter},
+};
+
+/// How often providers that cannot notify are asked for their pods' statuses.
+const POLL_PERIOD: Duration = Duration::from_secs(5);
+/// How often a terminating pod's containers are checked while the provider stops them.
+const TERMINATION_CHECK: Duration = Duration::from_secs(1);
+/// Retries sooner than this are logged at debug level only.
+const QUIET_RETRIES: Duration = Duration::from_secs(2);
+/// Concurrent status writers.
+const STATUS_WRITERS: usize = 8;
+
+/// What vk knows of a pod it has handed to the provider.
+#[derive(Debug, Clone)]
+struct Tracked {
+    uid: String,
+    /// Fingerprint of what the provider was given; `None` for pods adopted at start-up.
+    fingerprint: Option<u64>,
+    /// The provider was told to delete the pod.
+    deleting: bool,
+    /// Environment that uses the pod IP is resolved again once the provider reports one.
+    waits_for_pod_ip: bool,
+    /// The pod as last seen, for deleting it from the provider after the API forgot it.
+    last_seen: Arc<Pod>,
+}
+
+/// Settings of the pod controller.
+#[derive(Debug, Clone)]
+pub struct PodSettings {
+    pub node_name: String,
+    pub workers: usize,
+    pub resync_period: Duration,
+    pub node: NodeFacts,
+}
+
+/// The pod controller; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PodController {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: PodSettings,
+    /// Pods in every namespace (a handle to the client).
+    pods: Api<Pod>,
+    provider: Provider,
+    store: Store<Pod>,
+    queue: WorkQueue<PodKey>,
+    status: StatusWriter,
+    recorder: Recorder,
+    objects: ApiObjects,
+    tracked: Mutex<HashMap<PodKey, Tracked>>,
+}
+
+/// Why one sync of a pod did not finish; the key is retried with back-off.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("provider call failed")]
+    Provider(#[from] ProviderError),
+    #[error("cannot resolve the pod")]
+    Resolve(#[from] resolve::ResolveError),
+    #[error("kubernetes API call failed")]
+    Api(#[from] kube::Error),
+}
+
+/// What a sync asks for besides success.
+enum Next {
+    Done,
+    /// Check again after this delay (a terminating pod, a token to renew).
+    After(Duration),
+}
+
+/// Fingerprint of what the provider was given, ignoring what changes without meaning
+/// (resource version, managed fields, status).
+fn fingerprint(resolved: &vk_abi::ResolvedPod) -> u64 {
+    let pod = &resolved.pod;
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_string(&pod.spec)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    pod.metadata.labels.hash(&mut hasher);
+    pod.metadata.annotations.hash(&mut hasher);
+    serde_json::to_string(&resolved.volumes)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Every container of `status` has terminated (or the provider knows none).
+fn all_terminated(status: Option<&PodStatus>) -> bool {
+    let Some(status) = status else { return true };
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+}
+
+impl PodController {
+    pub fn new(
+        settings: PodSettings,
+        client: Client,
+        provider: Provider,
+        recorder: Recorder,
+        store: Store<Pod>,
+    ) -> Self {
+        let objects = ApiObjects::new(client.clone());
+        let status = StatusWriter::new(client.clone(), store.clone());
+        PodController {
+            inner: Arc::new(Inner {
+                settings,
+                pods: Api::all(client),
+                provider,
+                store,
+                queue: WorkQueue::new(),
+                status,
+                recorder,
+                objects,
+                tracked: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Pods queued for a sync.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queue.len()
+    }
+
+    /// Runs until `shutdown` resolves: watches pods, reconciles with the provider once the watch
+    /// has synced (then sets `synced`), and syncs pods with `workers` workers.
+    pub async fn run(
+        self,
+        writer: reflector::store::Writer<Pod>,
+        synced: watch::Sender<bool>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        let api = inner.pods.clone();
+        let selector = format!("spec.nodeName={}", inner.settings.node_name);
+        let events = watcher(api, watcher::Config::default().fields(&selector))
+            .default_backoff()
+            .modify(|pod| pod.metadata.managed_fields = None)
+            .reflect(writer);
+        let watching = tokio::spawn({
+            let queue = inner.queue.clone();
+            async move {
+                let mut events = std::pin::pin!(events);
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(
+                            watcher::Event::Apply(pod)
+                            | watcher::Event::Delete(pod)
+                            | watcher::Event::InitApply(pod),
+                        ) => {
+                            if let Some(key) = PodKey::of(&pod) {
+                                queue.add(key);
+                            }
+                        }
+                        Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+                        Err(error) => log::warn!("pod watch failed, retrying: {error}"),
+                    }
+                }
+            }
+        });
+        inner
+            .store
+            .wait_until_ready()
+            .await
+            .map_err(|_| ProviderError::other("the pod watch stopped"))?;
+        self.reconcile_provider_pods().await?;
+        self.listen_to_provider().await;
+        let _ = synced.send(true);
+        log::info!(
+            "pod controller synced: {} pods bound to this node",
+            inner.store.len()
+        );
+
+        let status_writer = tokio::spawn(inner.status.clone().run(STATUS_WRITERS));
+        let workers: Vec<_> = (0..inner.settings.workers)
+            .map(|_| tokio::spawn(self.clone().work()))
+            .collect();
+        let resync = tokio::spawn(self.clone().resync());
+        shutdown.await;
+        inner.queue.close();
+        inner.status.close();
+        resync.abort();
+        watching.abort();
+        futures::future::join_all(workers).await;
+        let _ = status_writer.await;
+        Ok(())
+    }
+
+    /// At start-up: adopts the provider's pods that the API still has, and removes the ones it
+    /// does not, now that the watch has seen every pod bound to this node.
+    async fn reconcile_provider_pods(&self) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        let running = inner.provider.call("list_pods", |p| p.list_pods()).await?;
+        let (mut adopted, mut removed) = (0, 0);
+        for pod in running {
+            let Some(key) = PodKey::of(&pod) else {
+                continue;
+            };
+            let in_api = inner.store.get(&key.object_ref());
+            let same = in_api.as_ref().filter(|api_pod| {
+                pod.metadata.uid.is_none() || api_pod.metadata.uid == pod.metadata.uid
+            });
+            match same {
+                Some(api_pod) => {
+                    adopted += 1;
+                    let tracked = Tracked {
+                        uid: api_pod.metadata.uid.clone().unwrap_or_default(),
+                        fingerprint: None,
+                        deleting: false,
+                        waits_for_pod_ip: false,
+                        last_seen: api_pod.clone(),
+                    };
+                    self.track(&key, tracked);
+                }
+                None => {
+                    removed += 1;
+                    log::info!("removing {key} from the provider: the API no longer has it");
+                    if let Err(error) = inner
+                        .provider
+                        .call("delete_pod", move |p| p.delete_pod(&pod, 0))
+                        .await
+                    {
+                        log::warn!("cannot remove {key} from the provider: {error}");
+                    }
+                }
+            }
+        }
+        log::info!("adopted {adopted} running pods, removed {removed} the API no longer has");
+        Ok(())
+    }
+
+    /// Registers for provider notifications, or polls providers that cannot notify.
+    async fn listen_to_provider(&self) {
+        let this = self.clone();
+        let notifies = self
+            .inner
+            .provider
+            .call("notify_pods", move |p| {
+                p.notify_pods(move |pod| this.provider_reported(&pod))
+            })
+            .await;
+        match notifies {
+            Ok(true) => log::debug!("the provider notifies pod status changes"),
+            Ok(false) => {
+                log::info!(
+                    "the provider cannot notify; polling pod statuses every {}s",
+                    POLL_PERIOD.as_secs()
+                );
+                tokio::spawn(self.clone().poll());
+            }
+            Err(error) => {
+                log::warn!("cannot register for pod notifications ({error}); polling instead");
+                tokio::spawn(self.clone().poll());
+            }
+        }
+    }
+
+    /// A pod status from the provider: written to the API, and wakes the pod's sync when it
+    /// matters (a pod IP to resolve, a deletion to finish).
+    fn provider_reported(&self, pod: &Pod) {
+        let (Some(key), Some(status)) = (PodKey::of(pod), pod.status.clone()) else {
+            return;
+        };
+        let tracked = self
+            .inner
+            .tracked
+            .lock()
+            .expect("tracked lock")
+            .get(&key)
+            .cloned();
+        let Some(tracked) = tracked else { return };
+        if pod
+            .metadata
+            .uid
+            .as_ref()
+            .is_some_and(|uid| *uid != tracked.uid)
+        {
+            return;
+        }
+        let wake = (tracked.waits_for_pod_ip && status.pod_ip.is_some()) || tracked.deleting;
+        self.inner.status.submit(key.clone(), tracked.uid, status);
+        if wake {
+            self.inner.queue.add(key);
+        }
+    }
+
+    async fn poll(self) {
+        let mut ticks = tokio::time::interval(POLL_PERIOD);
+        loop {
+            ticks.tick().await;
+            let keys: Vec<_> = self
+                .inner
+                .tracked
+                .lock()
+                .expect("tracked lock")
+                .keys()
+                .cloned()
+                .collect();
+            for key in keys {
+                let (namespace, name) = (key.namespace.clone(), key.name.clone());
+                match self
+                    .inner
+                    .provider
+                    .call("get_pod_status", move |p| {
+                        p.get_pod_status(&namespace, &name)
+                    })
+                    .await
+                {
+                    Ok(Some(status)) => {
+                        let pod = Pod {
+                            metadata: kube::api::ObjectMeta {
+                                namespace: Some(key.namespace.clone()),
+                                name: Some(key.name.clone()),
+                                ..Default::default()
+                            },
+                            status: Some(status),
+                            ..Pod::default()
+                        };
+                        self.provider_reported(&pod);
+                    }
+                    Ok(None) => {}
+                    Err(error) => log::debug!("cannot poll the status of {key}: {error}"),
+                }
+            }
+        }
+    }
+
+    /// Queues every pod again now and then, so that drift (changed ConfigMaps, tokens to renew,
+    /// lost events) is repaired.
+    async fn resync(self) {
+        let mut ticks = tokio::time::interval(self.inner.settings.resync_period);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            for pod in self.inner.store.state() {
+                if let Some(key) = PodKey::of(&pod) {
+                    self.inner.queue.add(key);
+                }
+            }
+            let tracked: Vec<_> = self
+                .inner
+                .tracked
+                .lock()
+                .expect("tracked lock")
+                .keys()
+                .cloned()
+                .collect();
+            tracked
+                .into_iter()
+                .for_each(|key| self.inner.queue.add(key));
+        }
+    }
+
+    async fn work(self) {
+        let queue = &self.inner.queue;
+        while let Some(key) = queue.next().await {
+            match self.sync(&key).await {
+                Ok(Next::Done) => queue.succeeded(&key),
+                Ok(Next::After(delay)) => {
+                    queue.succeeded(&key);
+                    queue.add_after(key.clone(), delay);
+                }
+                Err(error) => {
+                    let delay = queue.retry(key.clone());
+                    // The first failures are often races that a retry mends (the API server's
+                    // node authorizer learns of a freshly bound pod a moment after it is bound).
+                    let level = if delay < QUIET_RETRIES {
+                        log::Level::Debug
+                    } else {
+                        log::Level::Warn
+                    };
+                    log::log!(
+                        level,
+                        "sync of {key} failed, retrying in {delay:?}: {}",
+                        error_chain(&error)
+                    );
+                }
+            }
+            queue.done(&key);
+        }
+    }
+
+    async fn sync(&self, key: &PodKey) -> Result<Next, SyncError> {
+        let pod = self.inner.store.get(&key.object_ref());
+        let tracked = self
+            .inner
+            .tracked
+            .lock()
+            .expect("tracked lock")
+            .get(key)
+            .cloned();
+        match (pod, tracked) {
+            (None, None) => Ok(Next::Done),
+            (None, Some(tracked)) => self.forget(key, tracked).await,
+            (Some(pod), Some(tracked))
+                if pod.metadata.uid.as_deref() != Some(tracked.uid.as_str()) =>
+            {
+                // A new pod took the old one's name: the old one goes first.
+                self.forget(key, tracked).await?;
+                self.sync_pod(key, pod, None).await
+            }
+            (Some(pod), tracked) => self.sync_pod(key, pod, tracked).await,
+        }
+    }
+
+    async fn sync_pod(
+        &self,
+        key: &PodKey,
+        pod: Arc<Pod>,
+        tracked: Option<Tracked>,
+    ) -> Result<Next, SyncError> {
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate(key, pod, tracked).await;
+        }
+        if is_terminal(&pod) {
+            return Ok(Next::Done);
+        }
+        self.ensure_running(key, pod, tracked).await
+    }
+
+    /// Creates or updates the pod in the provider when what it should run changed.
+    async fn ensure_running(
+        &self,
+        key: &PodKey,
+        pod: Arc<Pod>,
+        tracked: Option<Tracked>,
+    ) -> Result<Next, SyncError> {
+        let inner = &self.inner;
+        let resolution = match resolve::resolve(&pod, &inner.settings.node, &inner.objects).await {
+            Ok(resolution) => resolution,
+            Err(error) => {
+                if tracked.is_none() {
+                    self.report_config_error(key, &pod, &error);
+                }
+                return Err(error.into());
+            }
+        };
+        let fingerprint = fingerprint(&resolution.pod);
+        let next = match resolution.refresh_at {
+            Some(at) => Next::After(until(at)),
+            None => Next::Done,
+        };
+        let current = Tracked {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            fingerprint: Some(fingerprint),
+            deleting: false,
+            waits_for_pod_ip: resolution.waits_for_pod_ip,
+            last_seen: pod.clone(),
+        };
+        let update = match &tracked {
+            None => false,
+            Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
+                self.track(key, current);
+                return Ok(next);
+            }
+            Some(_) => true,
+        };
+        for event in &resolution.events {
+            let field_path = event.field_path.clone();
+            inner
+                .recorder
+                .pod(&pod, event.type_, event.reason, &event.message, field_path);
+        }
+        // Tracked before the call: a provider may report the pod's status before it returns.
+        self.track(key, current);
+        let resolved = resolution.pod;
+        let result = if update {
+            inner
+                .provider
+                .call("update_pod", move |p| p.update_pod(&resolved))
+                .await
+        } else {
+            inner
+                .provider
+                .call("create_pod", move |p| p.create_pod(&resolved))
+                .await
+        };
+        let (success, message, failure) = if update {
+            (
+                "ProviderUpdateSuccess",
+                "Update pod in provider successfully",
+                "ProviderUpdateFailed",
+            )
+        } else {
+            (
+                "ProviderCreateSuccess",
+                "Create pod in provider successfully",
+                "ProviderCreateFailed",
+            )
+        };
+        match result {
+            Ok(()) => {
+                inner
+                    .recorder
+                    .pod(&pod, EventType::Normal, success, message, None);
+                Ok(next)
+            }
+            Err(error) => {
+                match tracked {
+                    Some(previous) => self.track(key, previous),
+                    None => self.untrack(key),
+                }
+                self.report_provider_error(key, &pod, failure, &error);
+                Err(error.into())
+            }
+        }
+    }
+
+    fn track(&self, key: &PodKey, tracked: Tracked) {
+        self.inner
+            .tracked
+            .lock()
+            .expect("tracked lock")
+            .insert(key.clone(), tracked);
+    }
+
+    fn untrack(&self, key: &PodKey) {
+        self.inner.tracked.lock().expect("tracked lock").remove(key);
+    }
+
+    /// A pod with a deletion timestamp: the provider stops it, then the API object goes, once
+    /// every container has terminated or the grace period is over.
+    async fn terminate(
+        &self,
+        key: &PodKey,
+        pod: Arc<Pod>,
+        tracked: Option<Tracked>,
+    ) -> Result<Next, SyncError> {
+        let inner = &self.inner;
+        let Some(mut tracked) = tracked else {
+            // Never started: nothing to stop.
+            return self.delete_from_api(key, &pod).await;
+        };
+        if !tracked.deleting {
+            let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
+            let doomed = pod.clone();
+            match inner
+                .provider
+                .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
+                .await
+            {
+                Ok(()) => inner.recorder.pod(
+                    &pod,
+                    EventType::Normal,
+                    "ProviderDeleteSuccess",
+                    "Delete pod in provider successfully",
+                    None,
+                ),
+                Err(error) if error.kind == ErrorKind::NotFound => {}
+                Err(error) => {
+                    inner.recorder.pod(
+                        &pod,
+                        EventType::Warning,
+                        "ProviderDeleteFailed",
+                        &error.message,
+                        None,
+                    );
+                    return Err(error.into());
+                }
+            }
+            tracked.deleting = true;
+            self.track(key, tracked);
+        }
+        let (namespace, name) = (key.namespace.clone(), key.name.clone());
+        let status = inner
+            .provider
+            .call("get_pod_status", move |p| {
+                p.get_pod_status(&namespace, &name)
+            })
+            .await?;
+        let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+        if all_terminated(status.as_ref()) || deadline.is_some_and(|d| d <= Timestamp::now()) {
+            return self.delete_from_api(key, &pod).await;
+        }
+        Ok(Next::After(TERMINATION_CHECK))
+    }
+
+    /// Removes the pod from the API with grace 0, only if it is still the same pod.
+    async fn delete_from_api(&self, key: &PodKey, pod: &Pod) -> Result<Next, SyncError> {
+        let api: Api<Pod> = Api::namespaced(self.inner.pods.clone().into_client(), &key.namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&key.name, &params).await {
+            Ok(_) => {}
+            // Already gone, or a new pod took the name.
+            Err(kube::Error::Api(response)) if matches!(response.code, 404 | 409) => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.untrack(key);
+        Ok(Next::Done)
+    }
+
+    /// The API no longer has the pod (force-deleted, or replaced): the provider drops it too.
+    async fn forget(&self, key: &PodKey, tracked: Tracked) -> Result<Next, SyncError> {
+        if !tracked.deleting {
+            let pod = tracked.last_seen.clone();
+            match self
+                .inner
+                .provider
+                .call("delete_pod", move |p| p.delete_pod(&pod, 0))
+                .await
+            {
+                Ok(()) => {}
+                Err(error) if error.kind == ErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.untrack(key);
+        Ok(Next::Done)
+    }
+
+    /// The provider refused the pod: `ProviderFailed` on the pod, and a Warning event.
+    fn report_provider_error(&self, key: &PodKey, pod: &Pod, reason: &str, error: &ProviderError) {
+        self.inner
+            .recorder
+            .pod(pod, EventType::Warning, reason, &error.message, None);
+        let never_restarts =
+            pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("Never");
+        let mut status = pod.status.clone().unwrap_or_default();
+        status.phase = Some(if never_restarts { "Failed" } else { "Pending" }.into());
+        status.reason = Some("ProviderFailed".into());
+        status.message = Some(error.message.clone());
+        self.inner.status.submit(
+            key.clone(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+            status,
+        );
+    }
+
+    /// The pod's configuration cannot be resolved (a missing mandatory ConfigMap or Secret):
+    /// containers wait with `CreateContainerConfigError`, as the kubelet shows it.
+    fn report_config_error(&self, key: &PodKey, pod: &Pod, error: &resolve::ResolveError) {
+        let message = error.to_string();
+        self.inner
+            .recorder
+            .pod(pod, EventType::Warning, error.reason(), &message, None);
+        let waiting = |name: &String, image: &Option<String>| ContainerStatus {
+            name: name.clone(),
+            image: image.clone().unwrap_or_default(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("CreateContainerConfigError".into()),
+                    message: Some(message.clone()),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        };
+        let containers = pod.spec.iter().flat_map(|s| &s.containers);
+        let mut status = pod.status.clone().unwrap_or_default();
+        status.phase = Some("Pending".into());
+        status.container_statuses = Some(containers.map(|c| waiting(&c.name, &c.image)).collect());
+        self.inner.status.submit(
+            key.clone(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+            status,
+        );
+    }
+}
+
+fn until(at: Timestamp) -> Duration {
+    let left = at.duration_since(Timestamp::now());
+    Duration::try_from(left).unwrap_or(Duration::ZERO)
+}
+
+/// An error with its sources, on one line; sources whose text the message already quotes are
+/// not repeated.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    for source in std::iter::successors(error.source(), |e| e.source()) {
+        let text = source.to_string();
+        if !line.contains(&text) {
+            line = format!("{line}: {text}");
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests;

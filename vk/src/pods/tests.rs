@@ -1,0 +1,71 @@
+use k8s_openapi::api::core::v1::{ContainerStateRunning, ContainerStateTerminated, PodSpec};
+use vk_abi::ResolvedPod;
+
+use super::*;
+
+fn state(running: bool) -> ContainerStatus {
+    let state = if running {
+        ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..ContainerState::default()
+        }
+    } else {
+        ContainerState {
+            terminated: Some(ContainerStateTerminated::default()),
+            ..ContainerState::default()
+        }
+    };
+    ContainerStatus {
+        state: Some(state),
+        ..ContainerStatus::default()
+    }
+}
+
+#[test]
+fn termination_needs_every_container_stopped() {
+    assert!(
+        all_terminated(None),
+        "a pod the provider does not know has stopped"
+    );
+    let status = |states: Vec<ContainerStatus>| PodStatus {
+        container_statuses: Some(states),
+        ..PodStatus::default()
+    };
+    assert!(all_terminated(Some(&status(vec![
+        state(false),
+        state(false)
+    ]))));
+    assert!(!all_terminated(Some(&status(vec![
+        state(false),
+        state(true)
+    ]))));
+}
+
+#[test]
+fn fingerprints_ignore_bookkeeping() {
+    let mut pod = ResolvedPod::default();
+    pod.pod.spec = Some(PodSpec::default());
+    let before = fingerprint(&pod);
+    pod.pod.metadata.resource_version = Some("42".into());
+    pod.pod.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        ..PodStatus::default()
+    });
+    assert_eq!(fingerprint(&pod), before);
+    pod.pod.spec.as_mut().unwrap().active_deadline_seconds = Some(5);
+    assert_ne!(fingerprint(&pod), before);
+}
+
+#[test]
+fn terminal_pods_are_recognised() {
+    let with_phase = |phase: &str| Pod {
+        status: Some(PodStatus {
+            phase: Some(phase.into()),
+            ..PodStatus::default()
+        }),
+        ..Pod::default()
+    };
+    assert!(is_terminal(&with_phase("Succeeded")));
+    assert!(is_terminal(&with_phase("Failed")));
+    assert!(!is_terminal(&with_phase("Running")));
+}

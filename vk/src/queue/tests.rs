@@ -1,0 +1,60 @@
+use super::*;
+
+#[tokio::test]
+async fn keys_are_deduplicated_while_waiting() {
+    let queue = WorkQueue::new();
+    queue.add("a");
+    queue.add("b");
+    queue.add("a");
+    assert_eq!(queue.len(), 2);
+    assert_eq!(queue.next().await, Some("a"));
+    assert_eq!(queue.next().await, Some("b"));
+    assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn a_held_key_is_not_handed_out_twice_but_comes_back() {
+    let queue = WorkQueue::new();
+    queue.add("a");
+    let key = queue.next().await.unwrap();
+    queue.add("a");
+    assert!(
+        queue.is_empty(),
+        "a worker holds a; it must not wait in the queue"
+    );
+    queue.done(&key);
+    assert_eq!(queue.next().await, Some("a"));
+    queue.done(&"a");
+    assert!(queue.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_back_off_exponentially_and_reset() {
+    let queue = WorkQueue::new();
+    assert_eq!(queue.retry("a"), Duration::from_millis(500));
+    assert_eq!(queue.retry("a"), Duration::from_millis(1000));
+    assert_eq!(queue.retry("a"), Duration::from_millis(2000));
+    queue.succeeded(&"a");
+    assert_eq!(queue.retry("a"), Duration::from_millis(500));
+    for _ in 0..30 {
+        queue.retry("b");
+    }
+    assert_eq!(queue.retry("b"), MAX_BACKOFF);
+    assert_eq!(
+        queue.next().await,
+        Some("a"),
+        "the key comes back after its back-off"
+    );
+}
+
+#[tokio::test]
+async fn close_wakes_workers() {
+    let queue = WorkQueue::<&str>::new();
+    let worker = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.next().await }
+    });
+    tokio::task::yield_now().await;
+    queue.close();
+    assert_eq!(worker.await.unwrap(), None);
+}

@@ -1,0 +1,206 @@
+//! Writes pod statuses to the API server.
+//!
+//! Statuses are coalesced per pod (the latest wins), skipped when the API already shows them,
+//! and patched by a few concurrent writers through the rate-limited client. Every patch carries
+//! the pod's UID, so a status never lands on a newer pod of the same name.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+    runtime::reflector::{ObjectRef, Store},
+};
+use serde_json::{Value, json};
+
+use crate::queue::WorkQueue;
+
+/// A pod by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl PodKey {
+    pub fn of(pod: &Pod) -> Option<Self> {
+        Some(PodKey {
+            namespace: pod.metadata.namespace.clone()?,
+            name: pod.metadata.name.clone()?,
+        })
+    }
+    pub fn object_ref(&self) -> ObjectRef<Pod> {
+        ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Conditions the kubelet owns; the others (readiness gates, DisruptionTarget) are kept.
+const KUBELET_CONDITIONS: [&str; 5] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+];
+
+/// `status` as it should be written over `current`: foreign conditions and the start time are
+/// kept, and a terminal phase is never left again.
+pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodStatus> {
+    let Some(current) = current else {
+        return Some(status);
+    };
+    if matches!(current.phase.as_deref(), Some("Succeeded" | "Failed"))
+        && current.phase != status.phase
+    {
+        return None;
+    }
+    let foreign = current
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
+        .filter(|c| {
+            !status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|n| n.type_ == c.type_)
+        });
+    let mut conditions: Vec<_> = foreign.cloned().collect();
+    conditions.extend(status.conditions.take().unwrap_or_default());
+    status.conditions = Some(conditions).filter(|c| !c.is_empty());
+    if current.start_time.is_some() {
+        status.start_time.clone_from(&current.start_time);
+    }
+    if status.qos_class.is_none() {
+        status.qos_class.clone_from(&current.qos_class);
+    }
+    Some(status)
+}
+
+/// A JSON merge patch that turns `current` into `status`, with the UID as a precondition.
+/// Fields `status` lacks are removed explicitly, or a merge patch would keep them.
+fn patch(uid: &str, current: Option<&PodStatus>, status: &PodStatus) -> Value {
+    let mut body = serde_json::to_value(status).expect("a pod status serialises");
+    if let (Some(Value::Object(old)), Value::Object(new)) = (
+        current.map(|c| serde_json::to_value(c).expect("a pod status serialises")),
+        &mut body,
+    ) {
+        for key in old.keys() {
+            new.entry(key.clone()).or_insert(Value::Null);
+        }
+    }
+    json!({"metadata": {"uid": uid}, "status": body})
+}
+
+#[derive(Debug)]
+struct Pending {
+    uid: String,
+    status: PodStatus,
+}
+
+/// The status writer; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatusWriter {
+    pending: Arc<Mutex<HashMap<PodKey, Pending>>>,
+    queue: WorkQueue<PodKey>,
+    api: Api<Pod>,
+    store: Store<Pod>,
+}
+
+impl StatusWriter {
+    pub fn new(client: Client, store: Store<Pod>) -> Self {
+        StatusWriter {
+            pending: Arc::default(),
+            queue: WorkQueue::new(),
+            api: Api::all(client),
+            store,
+        }
+    }
+
+    /// Queues `status` for the pod `key` with `uid`, replacing any status not yet written.
+    pub fn submit(&self, key: PodKey, uid: String, status: PodStatus) {
+        self.pending
+            .lock()
+            .expect("status lock")
+            .insert(key.clone(), Pending { uid, status });
+        self.queue.add(key);
+    }
+
+    /// Statuses waiting to be written.
+    pub fn backlog(&self) -> usize {
+        self.pending.lock().expect("status lock").len()
+    }
+
+    /// Runs `writers` concurrent writers until the queue closes.
+    pub async fn run(self, writers: usize) {
+        let tasks: Vec<_> = (0..writers)
+            .map(|_| tokio::spawn(self.clone().write_loop()))
+            .collect();
+        futures::future::join_all(tasks).await;
+    }
+
+    pub fn close(&self) {
+        self.queue.close();
+    }
+
+    async fn write_loop(self) {
+        while let Some(key) = self.queue.next().await {
+            let pending = self.pending.lock().expect("status lock").remove(&key);
+            if let Some(pending) = pending {
+                self.write(&key, pending).await;
+            }
+            self.queue.done(&key);
+        }
+    }
+
+    async fn write(&self, key: &PodKey, pending: Pending) {
+        let Some(current) = self.store.get(&key.object_ref()) else {
+            return;
+        };
+        if current.metadata.uid.as_deref() != Some(pending.uid.as_str()) {
+            return;
+        }
+        let Some(status) = merge(current.status.as_ref(), pending.status) else {
+            return;
+        };
+        if current.status.as_ref() == Some(&status) {
+            return;
+        }
+        let body = patch(&pending.uid, current.status.as_ref(), &status);
+        let api: Api<Pod> = Api::namespaced(self.api.clone().into_client(), &key.namespace);
+        match api
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => self.queue.succeeded(key),
+            // Gone, replaced by a pod with another UID, or refused: a retry cannot help.
+            Err(kube::Error::Api(response)) if matches!(response.code, 404 | 409 | 422 | 403) => {
+                log::debug!("status of {key} not written: {}", response.message);
+            }
+            Err(error) => {
+                log::warn!("cannot write the status of {key}, will retry: {error}");
+                let mut pending_map = self.pending.lock().expect("status lock");
+                pending_map.entry(key.clone()).or_insert(Pending {
+                    uid: pending.uid,
+                    status,
+                });
+                drop(pending_map);
+                self.queue.retry(key.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
