@@ -94,6 +94,28 @@ pub struct RunArgs {
     /// Burst of requests to the Kubernetes API above the QPS.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: u32,
+    /// Serving certificate of the kubelet API (PEM); without it a self-signed one is made.
+    #[arg(
+        long,
+        env = "APISERVER_CERT_LOCATION",
+        requires = "tls_private_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "APISERVER_KEY_LOCATION", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle that verifies client certificates (default: the cluster CA of the kubeconfig).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Serve kubelet API requests that carry no credentials, as system:anonymous.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+    /// How long a client may take to open the streams of an exec, attach or port-forward.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub stream_creation_timeout: Duration,
+    /// How long an exec, attach or port-forward session may go without traffic.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub streaming_connection_idle_timeout: Duration,
     /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, refines it.
     #[arg(long, env = "VK_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,

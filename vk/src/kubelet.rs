@@ -5,22 +5,26 @@ use std::{
     collections::BTreeMap,
     net::{IpAddr, UdpSocket},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::Context;
 use k8s_openapi::{
-    api::core::v1::{Node, Taint},
+    api::core::v1::{Node, Pod, Taint},
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
-use kube::runtime::reflector;
+use kube::runtime::reflector::{self, Store};
+use rustls::pki_types::CertificateDer;
 use tokio::{
+    net::TcpListener,
     signal::unix::{SignalKind, signal},
     sync::watch,
 };
 use vk_abi::ProviderInit;
 
 use crate::{
+    auth::Auth,
     cli::RunArgs,
     client,
     events::Recorder,
@@ -28,6 +32,8 @@ use crate::{
     pods::{PodController, PodSettings},
     provider::{self, Provider},
     resolve::NodeFacts,
+    server::{self, ServerState},
+    streams, tls,
 };
 
 /// Events have their own, lower budget so that they never slow pods down (the kubelet's
@@ -59,6 +65,15 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         args.nodename
     );
 
+    let client_ca = match &args.client_ca_file {
+        Some(path) => tls::read_certs("client CA", path)?,
+        None => config
+            .root_cert
+            .iter()
+            .flatten()
+            .map(|der| CertificateDer::from(der.clone()))
+            .collect(),
+    };
     let api = client::rate_limited(config.clone(), args.kube_api_qps, args.kube_api_burst)?;
     let recorder = Recorder::spawn(
         client::rate_limited(config, EVENT_QPS, EVENT_BURST)?,
@@ -103,7 +118,25 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
             allocatable: allocatable(&provider, &args.nodename).await,
         },
     };
+    let (api_for_server, provider_for_server, store_for_server) =
+        (api.clone(), provider.clone(), store.clone());
     let pods = PodController::new(pod_settings, api, provider, recorder, store);
+
+    let server = server_state(&args, api_for_server, provider_for_server, store_for_server)?;
+    let tls = serving_tls(&args, node_ip, &client_ca)?;
+    let listener = TcpListener::bind((node_ip, args.listen_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {node_ip}:{} for the kubelet API",
+                args.listen_port
+            )
+        })?;
+    log::info!(
+        "kubelet API listening on https://{node_ip}:{}",
+        args.listen_port
+    );
+    let server_task = tokio::spawn(server::serve(listener, tls, Arc::new(server)));
 
     let mut node_task = tokio::spawn(node.run(stopped(shutdown.clone())));
     let mut pod_task = tokio::spawn(pods.run(writer, synced_sender, stopped(shutdown.clone())));
@@ -121,6 +154,7 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         }
     };
     log::info!("stopping; the provider's pods keep running for the next vk to adopt");
+    server_task.abort();
     let _ = shutdown_sender.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = node_task.await;
@@ -150,6 +184,50 @@ async fn allocatable(provider: &Provider, node_name: &str) -> BTreeMap<String, Q
             BTreeMap::new()
         }
     }
+}
+
+fn server_state(
+    args: &RunArgs,
+    api: kube::Client,
+    provider: Provider,
+    pods: Store<Pod>,
+) -> anyhow::Result<ServerState> {
+    Ok(ServerState {
+        auth: Auth::new(api, args.nodename.clone(), args.anonymous_auth),
+        provider,
+        pods,
+        node_name: args.nodename.clone(),
+        streams: streams::Limits {
+            creation: args.stream_creation_timeout,
+            idle: args.streaming_connection_idle_timeout,
+        },
+    })
+}
+
+/// The kubelet API's TLS: the given certificate, or a self-signed one (with a warning).
+fn serving_tls(
+    args: &RunArgs,
+    node_ip: IpAddr,
+    client_ca: &[CertificateDer<'static>],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let serving = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => tls::ServingCert::Files { cert, key },
+        _ => {
+            log::warn!(
+                "no --tls-cert-file given: serving the kubelet API with a self-signed certificate"
+            );
+            tls::ServingCert::SelfSigned {
+                node_name: &args.nodename,
+                ips: std::slice::from_ref(&node_ip),
+            }
+        }
+    };
+    if client_ca.is_empty() {
+        log::warn!(
+            "no client CA (--client-ca-file or the kubeconfig's CA): client certificates are not accepted"
+        );
+    }
+    Ok(tls::server_config(serving, client_ca)?)
 }
 
 fn provider_init(args: &RunArgs, node_ip: IpAddr) -> anyhow::Result<ProviderInit> {

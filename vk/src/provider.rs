@@ -204,7 +204,11 @@ impl Provider {
         call: impl FnOnce(&ProviderClient) -> Result<T, ProviderError> + Send + 'static,
     ) -> Result<T, ProviderError> {
         let client = self.client.clone();
-        run_blocking(what, self.call_timeout, move || call(&client)).await
+        measured(
+            what,
+            run_blocking(what, self.call_timeout, move || call(&client)),
+        )
+        .await
     }
 
     /// Runs a streaming `call` (logs, exec, port-forward) on a blocking thread, without a time
@@ -215,11 +219,36 @@ impl Provider {
         call: impl FnOnce(&ProviderClient) -> Result<T, ProviderError> + Send + 'static,
     ) -> Result<T, ProviderError> {
         let client = self.client.clone();
-        join(
-            what,
-            tokio::task::spawn_blocking(move || call(&client)).await,
-        )
+        let joined = tokio::task::spawn_blocking(move || call(&client));
+        measured(what, async move { join(what, joined.await) }).await
     }
+}
+
+/// Counts a provider call and its latency.
+async fn measured<T>(
+    what: &'static str,
+    call: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(error) if error.kind == vk_abi::ErrorKind::Unsupported => "unsupported",
+        Err(_) => "error",
+    };
+    let metrics = &crate::metrics::METRICS;
+    metrics
+        .provider_calls
+        .get_or_create(&crate::metrics::CallLabels {
+            call: what,
+            outcome,
+        })
+        .inc();
+    metrics
+        .provider_call_seconds
+        .get_or_create(&crate::metrics::CallName { call: what })
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 async fn run_blocking<T: Send + 'static>(

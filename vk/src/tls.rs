@@ -1,0 +1,123 @@
+//! The kubelet API's TLS: the serving certificate (from files, or self-signed for the node's
+//! names and IPs) and client certificates, asked for but not required, verified against the
+//! client CA so that the authenticator can trust their subject.
+
+use std::{net::IpAddr, path::Path, sync::Arc};
+
+use rustls::{
+    RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {path}")]
+    Read {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path} holds no {what}")]
+    Empty { what: &'static str, path: String },
+    #[error("cannot generate a self-signed serving certificate")]
+    Generate(#[source] rcgen::Error),
+    #[error("the TLS configuration is invalid")]
+    Config(#[source] rustls::Error),
+    #[error("the client CA is invalid")]
+    ClientCa(#[source] rustls::server::VerifierBuilderError),
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum ServingCert<'a> {
+    Files {
+        cert: &'a Path,
+        key: &'a Path,
+    },
+    SelfSigned {
+        node_name: &'a str,
+        ips: &'a [IpAddr],
+    },
+}
+
+pub fn read_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let read_error = |source| TlsError::Read {
+        what,
+        path: path.display().to_string(),
+        source,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(read_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_error)?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty {
+            what,
+            path: path.display().to_string(),
+        });
+    }
+    Ok(certs)
+}
+
+fn self_signed(
+    node_name: &str,
+    ips: &[IpAddr],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let mut names = vec![node_name.to_string(), "localhost".to_string()];
+    names.extend(ips.iter().map(ToString::to_string));
+    let certified = rcgen::generate_simple_self_signed(names).map_err(TlsError::Generate)?;
+    let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+        .map_err(|_| TlsError::Generate(rcgen::Error::CouldNotParseKeyPair))?;
+    Ok((vec![certified.cert.der().clone()], key))
+}
+
+/// The server configuration: HTTP/1.1 only (exec, attach and port-forward upgrade the
+/// connection), client certificates verified against `client_ca` when one is given.
+pub fn server_config(
+    serving: ServingCert<'_>,
+    client_ca: &[CertificateDer<'static>],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let (certs, key) = match serving {
+        ServingCert::Files { cert, key } => {
+            let certs = read_certs("certificate", cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Read {
+                what: "private key",
+                path: key.display().to_string(),
+                source,
+            })?;
+            (certs, key)
+        }
+        ServingCert::SelfSigned { node_name, ips } => self_signed(node_name, ips)?,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Config)?;
+    let builder = match client_ca {
+        [] => builder.with_no_client_auth(),
+        certs => {
+            let mut roots = RootCertStore::empty();
+            for cert in certs {
+                roots.add(cert.clone()).map_err(TlsError::Config)?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(TlsError::ClientCa)?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(TlsError::Config)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests;
