@@ -9,6 +9,8 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{Api, Client, api::PostParams};
+
+use crate::metrics::METRICS;
 use tokio::sync::mpsc;
 
 /// Events waiting to be written before new ones are dropped.
@@ -130,7 +132,9 @@ async fn write_events(client: Client, mut receiver: mpsc::Receiver<Event>) {
             async move {
                 let namespace = event.metadata.namespace.clone().unwrap_or_default();
                 let api: Api<Event> = Api::namespaced(client, &namespace);
-                if let Err(error) = api.create(&PostParams::default(), &event).await {
+                let created = api.create(&PostParams::default(), &event).await;
+                METRICS.api_request("event", &created);
+                if let Err(error) = created {
                     let reason = event.reason.as_deref().unwrap_or("");
                     log::warn!("cannot record event {reason}: {error}");
                 }

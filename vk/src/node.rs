@@ -23,6 +23,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::{
     events::{EventType, Recorder},
+    metrics::{METRICS, OutcomeLabels},
     provider::Provider,
 };
 
@@ -462,11 +463,19 @@ impl NodeController {
                     continue;
                 }
             }
-            if let Err(error) = self.renew_lease(&node).await {
+            let renewed = self.renew_lease(&node).await;
+            let outcome = if renewed.is_ok() { "success" } else { "error" };
+            METRICS
+                .lease_renewals
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
+            if let Err(error) = renewed {
                 log::warn!("cannot renew the node lease: {error}");
             }
             if status_due {
-                node = match self.update_status(&node).await {
+                let updated = self.update_status(&node).await;
+                METRICS.api_request("node_status", &updated);
+                node = match updated {
                     Ok(updated) => {
                         last_status = tokio::time::Instant::now();
                         updated

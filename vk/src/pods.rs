@@ -32,6 +32,7 @@ use vk_abi::{ErrorKind, ProviderError};
 
 use crate::{
     events::{EventType, Recorder},
+    metrics::METRICS,
     objects::ApiObjects,
     provider::Provider,
     queue::WorkQueue,
@@ -404,6 +405,10 @@ impl PodController {
     async fn work(self) {
         let queue = &self.inner.queue;
         while let Some(key) = queue.next().await {
+            METRICS.queue_depth.set(queue.len() as i64);
+            METRICS
+                .status_backlog
+                .set(self.inner.status.backlog() as i64);
             match self.sync(&key).await {
                 Ok(Next::Done) => queue.succeeded(&key),
                 Ok(Next::After(delay)) => {
@@ -636,7 +641,9 @@ impl PodController {
             }),
             ..DeleteParams::default()
         };
-        match api.delete(&key.name, &params).await {
+        let deleted = api.delete(&key.name, &params).await;
+        METRICS.api_request("pod_delete", &deleted);
+        match deleted {
             Ok(_) => {}
             // Already gone, or a new pod took the name.
             Err(kube::Error::Api(response)) if matches!(response.code, 404 | 409) => {}

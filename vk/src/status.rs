@@ -17,7 +17,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::queue::WorkQueue;
+use crate::{metrics::METRICS, queue::WorkQueue};
 
 /// A pod by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,10 +179,11 @@ impl StatusWriter {
         }
         let body = patch(&pending.uid, current.status.as_ref(), &status);
         let api: Api<Pod> = Api::namespaced(self.api.clone().into_client(), &key.namespace);
-        match api
+        let written = api
             .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
+            .await;
+        METRICS.api_request("pod_status", &written);
+        match written {
             Ok(_) => self.queue.succeeded(key),
             // Gone, replaced by a pod with another UID, or refused: a retry cannot help.
             Err(kube::Error::Api(response)) if matches!(response.code, 404 | 409 | 422 | 403) => {
