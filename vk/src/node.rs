@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use k8s_openapi::{
     api::{
         coordination::v1::{Lease, LeaseSpec},
@@ -18,6 +19,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::sync::{Notify, watch};
 
@@ -426,17 +428,43 @@ impl NodeController {
         }
     }
 
+    /// Watches this Node (the only one a node identity may watch) so that a deletion is noticed
+    /// at once: the next status update then finds it gone and registers it again.
+    fn watch_deletion(&self) -> tokio::task::JoinHandle<()> {
+        let selector = format!("metadata.name={}", self.settings.name);
+        let events = watcher(
+            self.nodes.clone(),
+            watcher::Config::default().fields(&selector),
+        )
+        .default_backoff();
+        let changed = self.changed.clone();
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::Delete(_)) => changed.notify_one(),
+                    Ok(_) => {}
+                    Err(error) => log::debug!("node watch failed, retrying: {error}"),
+                }
+            }
+        })
+    }
+
     /// Runs until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         self.watch_provider().await;
         let mut node = self.register().await?;
+        let deletions = self.watch_deletion();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         let mut last_status = tokio::time::Instant::now();
         let mut healthy = true;
         tokio::pin!(shutdown);
         loop {
             let mut status_due = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => {
+                    deletions.abort();
+                    return Ok(());
+                }
                 _ = heartbeat.tick() => last_status.elapsed() >= STATUS_PERIOD,
                 _ = self.changed.notified() => true,
                 changed = self.pods_synced.changed() => changed.is_ok(),
