@@ -122,7 +122,13 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         (api.clone(), provider.clone(), store.clone());
     let pods = PodController::new(pod_settings, api, provider, recorder, store);
 
-    let server = server_state(&args, api_for_server, provider_for_server, store_for_server)?;
+    let server = server_state(
+        &args,
+        api_for_server,
+        provider_for_server,
+        store_for_server,
+        &client_ca,
+    )?;
     let tls = serving_tls(&args, node_ip, &client_ca)?;
     let listener = TcpListener::bind((node_ip, args.listen_port))
         .await
@@ -191,6 +197,7 @@ fn server_state(
     api: kube::Client,
     provider: Provider,
     pods: Store<Pod>,
+    client_ca: &[CertificateDer<'static>],
 ) -> anyhow::Result<ServerState> {
     Ok(ServerState {
         auth: Auth::new(api, args.nodename.clone(), args.anonymous_auth),
@@ -201,6 +208,7 @@ fn server_state(
             creation: args.stream_creation_timeout,
             idle: args.streaming_connection_idle_timeout,
         },
+        client_ca: tls::ClientCa::new(client_ca)?,
     })
 }
 

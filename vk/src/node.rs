@@ -38,6 +38,9 @@ const LEASE_NAMESPACE: &str = "kube-node-lease";
 const FIELD_MANAGER: &str = "vk";
 /// What `nodeInfo.kubeletVersion` says: the Kubernetes API level vk speaks, and vk's version.
 pub const KUBELET_VERSION: &str = concat!("v1.36.0-vk-", env!("CARGO_PKG_VERSION"));
+/// `status.declaredFeatures`, sorted: vk serves exec, attach and port-forward over WebSocket
+/// itself, so a 1.36 apiserver may pass kubectl's WebSockets through instead of translating.
+const DECLARED_FEATURES: [&str; 1] = ["ExtendWebSocketsToKubelet"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -113,6 +116,7 @@ impl NodeSettings {
                     architecture: "amd64".into(),
                     ..NodeSystemInfo::default()
                 }),
+                declared_features: Some(DECLARED_FEATURES.map(String::from).to_vec()),
                 ..NodeStatus::default()
             }),
         }
@@ -258,6 +262,8 @@ impl NodeController {
         let template = self.settings.template();
         let template_status = template.status.unwrap_or_default();
         status.daemon_endpoints = template_status.daemon_endpoints;
+        // The streaming server is vk's, so are the features it declares.
+        status.declared_features = template_status.declared_features;
         let info = status.node_info.get_or_insert_with(NodeSystemInfo::default);
         info.kubelet_version = KUBELET_VERSION.into();
         if status.addresses.is_none() {
@@ -465,7 +471,9 @@ impl NodeController {
                     deletions.abort();
                     return Ok(());
                 }
-                _ = heartbeat.tick() => last_status.elapsed() >= STATUS_PERIOD,
+                // Half a heartbeat of slack: the tick that comes a minute after the last update
+                // is due, not the one after it (ticks land a hair under whole periods).
+                _ = heartbeat.tick() => last_status.elapsed() + HEARTBEAT / 2 >= STATUS_PERIOD,
                 _ = self.changed.notified() => true,
                 changed = self.pods_synced.changed() => changed.is_ok(),
             };

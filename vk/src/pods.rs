@@ -691,19 +691,24 @@ impl PodController {
     }
 
     /// The pod's configuration cannot be resolved (a missing mandatory ConfigMap or Secret):
-    /// containers wait with `CreateContainerConfigError`, as the kubelet shows it.
+    /// containers wait with `CreateContainerConfigError`, or, when a volume cannot be mounted,
+    /// with `ContainerCreating` (the error is in the `FailedMount` event), as the kubelet shows it.
     fn report_config_error(&self, key: &PodKey, pod: &Pod, error: &resolve::ResolveError) {
         let message = error.to_string();
         self.inner
             .recorder
             .pod(pod, EventType::Warning, error.reason(), &message, None);
+        let (reason, detail) = match error.scope() {
+            Some(resolve::Scope::Volume(_)) => ("ContainerCreating", None),
+            _ => ("CreateContainerConfigError", Some(message.clone())),
+        };
         let waiting = |name: &String, image: &Option<String>| ContainerStatus {
             name: name.clone(),
             image: image.clone().unwrap_or_default(),
             state: Some(ContainerState {
                 waiting: Some(ContainerStateWaiting {
-                    reason: Some("CreateContainerConfigError".into()),
-                    message: Some(message.clone()),
+                    reason: Some(reason.into()),
+                    message: detail.clone(),
                 }),
                 ..ContainerState::default()
             }),

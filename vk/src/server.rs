@@ -27,6 +27,7 @@ use crate::{
     provider::Provider,
     status::PodKey,
     streams,
+    tls::ClientCa,
 };
 
 /// A response body: whole, or streamed.
@@ -40,6 +41,8 @@ pub struct ServerState {
     pub pods: Store<Pod>,
     pub node_name: String,
     pub streams: streams::Limits,
+    /// Verifies the client certificates that the TLS handshake only asked for.
+    pub client_ca: ClientCa,
 }
 
 pub fn full(body: impl Into<Bytes>) -> Body {
@@ -110,12 +113,20 @@ async fn connection(
     state: Arc<ServerState>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let tls = acceptor.accept(stream).await?;
-    // rustls verified the certificate against the client CA; its subject names the user.
+    // The handshake checked that the client holds the certificate's key; a certificate of the
+    // client CA names the user, any other is ignored (as the kubelet's x509 authenticator does).
     let user = tls
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|certs| certs.first())
+        .filter(|chain| match state.client_ca.verify(chain) {
+            Ok(()) => true,
+            Err(error) => {
+                log::debug!("kubelet API: ignoring the client certificate of {peer}: {error}");
+                false
+            }
+        })
+        .and_then(|chain| chain.first())
         .and_then(|cert| User::from_certificate(cert));
     let service = service_fn(move |request| {
         let state = state.clone();

@@ -1,12 +1,13 @@
-//! Exec, attach and port-forward: the upgraded connections of the kubelet API, bridged to the
-//! provider's stream calls.
+//! Exec, attach and port-forward: the upgraded connections of the kubelet API (SPDY here,
+//! WebSocket in `websocket`), bridged to the provider's stream calls.
 //!
-//! Bytes move between the async SPDY streams and the provider's blocking calls through small
+//! Bytes move between the async streams and the provider's blocking calls through small
 //! bounded channels, so a slow side makes the other wait instead of buffering without end.
 //! Every task and provider handle is released when either side closes or the session idles
 //! out.
 
 mod bridge;
+mod websocket;
 
 use std::{sync::Arc, time::Duration};
 
@@ -195,19 +196,23 @@ pub async fn remote_command(
             "you must specify a command to exec",
         );
     }
+    let exec = ExecOptions {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        pod: pod_name,
+        container: container.to_string(),
+        command: options.command.clone(),
+        tty: options.tty,
+    };
+    if websocket::requested(request.headers()) {
+        return websocket::remote_command(state, request, exec, options, attach);
+    }
     let protocol = match negotiate(request.headers(), &REMOTE_COMMAND_PROTOCOLS) {
         Ok(protocol) => protocol,
         Err(refusal) => return *refusal,
     };
     let session = RemoteCommand {
         state: state.clone(),
-        exec: ExecOptions {
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            pod: pod_name,
-            container: container.to_string(),
-            command: options.command.clone(),
-            tty: options.tty,
-        },
+        exec,
         streams: options,
         protocol,
         attach,
@@ -316,18 +321,7 @@ impl RemoteCommand {
             let (reader, _) = resize.split();
             host.resize = Some(bridge::resizes(reader, &mut pumps));
         }
-        let options = self.exec.clone();
-        let result = if self.attach {
-            self.state
-                .provider
-                .stream("attach", move |p| p.attach(&options, host))
-                .await
-        } else {
-            self.state
-                .provider
-                .stream("exec", move |p| p.exec(&options, host))
-                .await
-        };
+        let result = run_command(&self.state, self.exec.clone(), self.attach, host).await;
         // The provider dropped its ends: the pumps flush and finish their streams.
         pumps.finish().await;
         if let Some(error_stream) = streams.error {
@@ -338,6 +332,26 @@ impl RemoteCommand {
             let _ = writer.shutdown().await;
         }
         connection.close().await;
+    }
+}
+
+/// Runs the exec or attach on the provider; the exit code.
+async fn run_command(
+    state: &ServerState,
+    options: ExecOptions,
+    attach: bool,
+    host: HostStreams,
+) -> Result<i32, vk_abi::ProviderError> {
+    if attach {
+        state
+            .provider
+            .stream("attach", move |p| p.attach(&options, host))
+            .await
+    } else {
+        state
+            .provider
+            .stream("exec", move |p| p.exec(&options, host))
+            .await
     }
 }
 
@@ -382,6 +396,9 @@ pub async fn port_forward(
     request: Request<Incoming>,
     pod: Arc<Pod>,
 ) -> Response<Body> {
+    if websocket::requested(request.headers()) {
+        return websocket::port_forward(state, request, pod);
+    }
     let protocol = match negotiate(request.headers(), &[PORT_FORWARD_PROTOCOL]) {
         Ok(protocol) => protocol,
         Err(refusal) => return *refusal,

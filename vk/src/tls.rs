@@ -1,13 +1,20 @@
 //! The kubelet API's TLS: the serving certificate (from files, or self-signed for the node's
-//! names and IPs) and client certificates, asked for but not required, verified against the
-//! client CA so that the authenticator can trust their subject.
+//! names and IPs) and client certificates, asked for but not required. As the kubelet does (Go's
+//! `tls.RequestClientCert`), the handshake only checks that the client holds the certificate's
+//! key; the authenticator then verifies the chain against the client CA ([`ClientCa`]), so that
+//! a certificate of another CA, or an expired one, is ignored (401, or the bearer token counts)
+//! instead of failing the handshake.
 
 use std::{net::IpAddr, path::Path, sync::Arc};
 
 use rustls::{
-    RootCertStore, ServerConfig,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    client::danger::HandshakeSignatureValid,
+    pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject},
+    server::{
+        WebPkiClientVerifier,
+        danger::{ClientCertVerified, ClientCertVerifier},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -95,28 +102,101 @@ pub fn server_config(
         ServingCert::SelfSigned { node_name, ips } => self_signed(node_name, ips)?,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?;
-    let builder = match client_ca {
-        [] => builder.with_no_client_auth(),
-        certs => {
-            let mut roots = RootCertStore::empty();
-            for cert in certs {
-                roots.add(cert.clone()).map_err(TlsError::Config)?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(TlsError::ClientCa)?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match ClientCa::new(client_ca)?.0 {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(Arc::new(RequestClientCert(verifier))),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(TlsError::Config)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Verifies client certificate chains against the client CA, after the handshake.
+#[derive(Debug, Clone)]
+pub struct ClientCa(Option<Arc<dyn ClientCertVerifier>>);
+
+impl ClientCa {
+    /// A verifier for `certs` (none: no client certificate is ever trusted).
+    pub fn new(certs: &[CertificateDer<'static>]) -> Result<Self, TlsError> {
+        if certs.is_empty() {
+            return Ok(ClientCa(None));
+        }
+        let mut roots = RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert.clone()).map_err(TlsError::Config)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .allow_unauthenticated()
+            .build()
+            .map_err(TlsError::ClientCa)?;
+        Ok(ClientCa(Some(verifier)))
+    }
+
+    /// Checks that `chain` (the end entity first) is a valid client certificate of the CA.
+    pub fn verify(&self, chain: &[CertificateDer<'_>]) -> Result<(), String> {
+        let Some(verifier) = &self.0 else {
+            return Err("no client CA is configured".into());
+        };
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err("no certificate".into());
+        };
+        verifier
+            .verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// Asks for a client certificate (offering the client CA's names), checks the handshake
+/// signatures with it, and leaves the chain to [`ClientCa::verify`].
+#[derive(Debug)]
+struct RequestClientCert(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for RequestClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,10 @@ fn template_has_labels_taint_and_endpoint() {
         10250
     );
     assert_eq!(status.addresses.unwrap()[0].address, "10.1.2.3");
+    assert_eq!(
+        status.declared_features.unwrap(),
+        ["ExtendWebSocketsToKubelet"]
+    );
 }
 
 #[test]

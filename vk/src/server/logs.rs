@@ -153,7 +153,15 @@ pub(super) async fn handle(
     });
     // An error before the first byte is answered as an error; after that the log just ends.
     let first = tokio::select! {
-        chunk = receiver.recv() => chunk,
+        chunk = receiver.recv() => match chunk {
+            Some(chunk) => Some(chunk),
+            // The provider dropped its sink without writing: its result decides (the channel
+            // closes before the call's task reports, so this is how a refusal shows up first).
+            None => match (&mut reading).await {
+                Ok(Err(error)) => return provider_error(&error),
+                _ => None,
+            },
+        },
         finished = &mut reading => match finished {
             Ok(Err(error)) => return provider_error(&error),
             _ => receiver.recv().await,
