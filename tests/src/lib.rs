@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod fixtures;
+pub mod kubelet_client;
 pub mod paths;
 pub mod vk_process;
 pub mod wait;

@@ -33,6 +33,8 @@ use crate::{
 
 /// How long [`VkProcess::stop`] waits after SIGTERM before it SIGKILLs and panics.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Stands for the node's name in [`VkBuilder::provider_config`].
+pub const NODE_PLACEHOLDER: &str = "{node}";
 /// Lines of the log printed when a test panics.
 const TAIL_LINES: usize = 40;
 
@@ -84,7 +86,9 @@ impl VkBuilder {
     }
 
     /// The contents of the provider's configuration file (written to the run directory and
-    /// passed as `--provider-config`).
+    /// passed as `--provider-config`). Every [`NODE_PLACEHOLDER`] in it is replaced by the node's
+    /// name, which is only chosen at [`VkBuilder::start`] (the mock provider's configuration is
+    /// keyed by node name: `{"{node}": {"cpu": "7"}}`).
     pub fn provider_config(mut self, contents: &str) -> Self {
         self.provider_config = Some(contents.into());
         self
@@ -146,7 +150,7 @@ impl VkBuilder {
         ];
         if let Some(contents) = self.provider_config {
             let path = run_dir.join(format!("{node}.provider-config"));
-            fs::write(&path, contents)
+            fs::write(&path, contents.replace(NODE_PLACEHOLDER, &node))
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
             args.extend(["--provider-config".into(), path.into()]);
         }

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# bench.sh — how fast vk starts and deletes pods against a real control plane, what it costs
+# (memory, CPU, API requests per pod) and how close it gets to what the apiserver allows.
+#
+# Usage: scripts/bench.sh [--pods N] [--mode direct|deployment|both] [--automount on|off|both]
+#                         [--keep] [--port-base P] [--qps Q] [--burst B] [--workers W]
+#   --pods N        pods per run (default 1000)
+#   --mode M        direct: N pods created with spec.nodeName set (no scheduler), as fast as the
+#                   client can (50 requests in flight); deployment: one Deployment with N replicas
+#                   through the scheduler; both (default)
+#   --automount A   on: pods keep the default service-account token volume (one TokenRequest per
+#                   pod, the realistic case); off: automountServiceAccountToken: false; both
+#                   (default: each mode runs twice)
+#   --keep          leave the bench cluster running afterwards (vk is always stopped)
+#   --port-base P   the cluster's ports P..P+4 (default 26443); vk listens on P+10, P+11, ...
+#   --qps/--burst/--workers  vk's --kube-api-qps (2000), --kube-api-burst (4000),
+#                   --pod-sync-workers (50)
+#
+# What it does: builds vk, libvk_mock.so and the bench client (scripts/bench, `vk-bench`) in
+# release mode; starts a control plane with `scripts/cluster.sh up --profile bench` (rate limits
+# lifted) as cluster "vk-bench" (recreated from scratch each time), with an audit log recording the
+# requests of node users only; then
+#   1. the ceiling: with no vk, `vk-bench ceiling` creates N pods bound to a Node object it made
+#      itself, patches their status to Running, deletes them (50 in flight, admin credentials):
+#      what a plain kube-rs client reaches against this apiserver;
+#   2. for each mode and automount setting, starts a fresh vk (mock provider, its own node name)
+#      and waits until the node is Ready; `vk-bench run` creates a namespace, watches it, creates the
+#      pods, measures until all are Running, deletes them, measures until the watch sees all gone,
+#      and reads vk's peak RSS and CPU time from /proc, the requests vk made from the audit log and
+#      all requests from apiserver_request_total; then vk is stopped.
+# The report is printed and written to target/bench/<timestamp>.json (logs, vk's included, in
+# target/bench/<timestamp>/). Everything started is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
+cluster=vk-bench
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+log() { printf 'bench: %s\n' "$*" >&2; }
+while (($#)); do
+  case "$1" in
+    --pods|--mode|--automount|--port-base|--qps|--burst|--workers)
+      (($# >= 2)) || die "option $1 needs a value"
+      case "$1" in
+        --pods) pods=$2 ;; --mode) mode=$2 ;; --automount) automount=$2 ;;
+        --port-base) port_base=$2 ;; --qps) qps=$2 ;; --burst) burst=$2 ;; --workers) workers=$2 ;;
+      esac
+      shift 2 ;;
+    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    --keep) keep=true; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $1 (see: $0 --help)" ;;
+  esac
+done
+[[ $pods =~ ^[1-9][0-9]*$ ]] || die "--pods must be a positive number"
+[[ $port_base =~ ^[0-9]+$ ]] || die "--port-base must be a number"
+case $mode in direct) modes=(direct) ;; deployment) modes=(deployment) ;;
+  both) modes=(direct deployment) ;; *) die "--mode must be direct, deployment or both" ;; esac
+case $automount in on) tokens=(on) ;; off) tokens=(off) ;; both) tokens=(on off) ;;
+  *) die "--automount must be on, off or both" ;; esac
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=target/bench/$stamp
+mkdir -p "$out"
+out=$(realpath "$out")
+cluster_args=(--name "$cluster" --profile bench --port-base "$port_base")
+
+# ---------------------------------------------------------------- cleanup
+vk_pid="" cluster_started=false
+stop_vk() {
+  [[ -n $vk_pid ]] || return 0
+  kill -TERM "$vk_pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$vk_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$vk_pid" 2>/dev/null || true
+  wait "$vk_pid" 2>/dev/null || true
+  vk_pid=""
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_vk
+  if $cluster_started; then
+    if $keep; then
+      log "keeping cluster $cluster: eval \"\$(scripts/cluster.sh env --name $cluster)\"; stop it with scripts/cluster.sh down --name $cluster"
+    else
+      scripts/cluster.sh down --name "$cluster" >&2 || rc=1
+    fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- build
+log "building vk, libvk_mock.so and vk-bench (release)"
+cargo build --release --quiet -p vk -p vk-mock -p vk-bench
+bench=target/release/vk-bench
+scripts/cluster/build.sh >/dev/null
+
+# ---------------------------------------------------------------- cluster
+cat >"$out/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    userGroups: ["system:nodes"]
+  - level: None
+EOF
+audit_log=$out/audit.log
+export VK_APISERVER_ARGS="--audit-policy-file=$out/audit-policy.yaml --audit-log-path=$audit_log --audit-log-maxsize=0 ${VK_APISERVER_ARGS:-}"
+log "starting the bench control plane (cluster $cluster, ports $port_base..$((port_base + 4)))"
+scripts/cluster.sh down "${cluster_args[@]}" >/dev/null 2>&1 || true
+cluster_started=true
+eval "$(scripts/cluster.sh up "${cluster_args[@]}")"
+cluster_dir=$(dirname "${KUBECONFIG:?cluster.sh up printed no KUBECONFIG}")
+kubectl=$(scripts/cluster.sh bin "${cluster_args[@]}")/kubectl
+procs=()
+for c in kube-apiserver etcd kube-controller-manager kube-scheduler; do
+  pid=$(cat "$cluster_dir/run/$c.pid" 2>/dev/null || true)
+  [[ -n $pid ]] && procs+=(--proc "$c=$pid")
+done
+clk_tck=$(getconf CLK_TCK)
+common=(--kubeconfig "$KUBECONFIG" --pods "$pods" --concurrency 50 --clk-tck "$clk_tck")
+
+# ---------------------------------------------------------------- the ceiling
+log "ceiling: $pods pods, no vk"
+"$bench" ceiling "${common[@]}" "${procs[@]}" --namespace bench-ceiling --node bench-ceiling \
+  --out "$out/ceiling.json"
+results=("$out/ceiling.json")
+
+# ---------------------------------------------------------------- vk runs
+start_vk() { # start_vk NODE PORT LOG
+  local node=$1 port=$2 vk_log=$3 kubeconfig config=$out/$1.provider.json
+  kubeconfig=$(scripts/cluster.sh node-kubeconfig "$node" --name "$cluster")
+  printf '{"%s": {"pods": "20000", "cpu": "10000", "memory": "10000Gi"}}\n' "$node" >"$config"
+  target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider mock \
+    --plugin-dir target/release --node-ip 127.0.0.1 --listen-port "$port" --provider-config "$config" \
+    --kube-api-qps "$qps" --kube-api-burst "$burst" --pod-sync-workers "$workers" >"$vk_log" 2>&1 &
+  vk_pid=$!
+  local deadline=$((SECONDS + 60))
+  until "$kubectl" get node "$node" >/dev/null 2>&1; do
+    kill -0 "$vk_pid" 2>/dev/null || { tail -20 "$vk_log" >&2; die "vk exited"; }
+    ((SECONDS < deadline)) || { tail -20 "$vk_log" >&2; die "node $node not registered after 60 s"; }
+    sleep 0.2
+  done
+  "$kubectl" wait --for=condition=Ready "node/$node" --timeout=60s >/dev/null \
+    || { tail -20 "$vk_log" >&2; die "node $node not Ready"; }
+}
+
+port=$((port_base + 10))
+for m in "${modes[@]}"; do
+  for t in "${tokens[@]}"; do
+    label=$m-token-$t node=vk-$m-token-$t
+    log "$label: starting vk as node $node"
+    start_vk "$node" "$port" "$out/vk-$label.log"
+    port=$((port + 1))
+    "$bench" run "${common[@]}" "${procs[@]}" --mode "$m" --automount "$([[ $t == on ]] && echo true || echo false)" \
+      --namespace "bench-$label" --node "$node" --vk-pid "$vk_pid" --audit-log "$audit_log" \
+      --label "$label" --out "$out/$label.json"
+    results+=("$out/$label.json")
+    stop_vk
+  done
+done
+
+# ---------------------------------------------------------------- report
+meta=$(jq -n --arg pods "$pods" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
+  --arg dirty "$(git status --porcelain 2>/dev/null | grep -c . || true)" --arg cores "$(nproc)" \
+  --arg vk_flags "--kube-api-qps $qps --kube-api-burst $burst --pod-sync-workers $workers" \
+  --arg cluster "scripts/cluster.sh up --profile bench" --arg logs "$out" \
+  '{pods: ($pods|tonumber), commit: $commit, uncommitted_files: ($dirty|tonumber), cores: ($cores|tonumber),
+    vk_flags: $vk_flags, cluster: $cluster, logs: $logs, client_concurrency: 50}')
+"$bench" report --out "target/bench/$stamp.json" --meta "$meta" "${results[@]}"
