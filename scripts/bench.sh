@@ -28,8 +28,8 @@
 #      pods, measures until all are Running, deletes them, measures until the watch sees all gone,
 #      and reads vk's peak RSS and CPU time from /proc, the requests vk made from the audit log and
 #      all requests from apiserver_request_total; then vk is stopped.
-# The report is printed and written to target/bench/<timestamp>.json (logs, vk's included, in
-# target/bench/<timestamp>/). Everything started is stopped on exit.
+# The report is printed and written to target/bench/<timestamp>.json (logs, vk's and the control
+# plane's included, and the audit log, in target/bench/<timestamp>/). Everything started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,6 +80,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_vk
   if $cluster_started; then
+    [[ -z ${cluster_dir:-} ]] || cp -r "$cluster_dir/logs" "$out/cluster-logs" 2>/dev/null || true
     if $keep; then
       log "keeping cluster $cluster: eval \"\$(scripts/cluster.sh env --name $cluster)\"; stop it with scripts/cluster.sh down --name $cluster"
     else

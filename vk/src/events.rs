@@ -2,6 +2,11 @@
 //! node identity may use). Recording never blocks the caller: events go through a bounded queue
 //! and are dropped, with a log line, when the API cannot keep up.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
 use futures::StreamExt;
 use k8s_openapi::{
     api::core::v1::{Event, EventSource, ObjectReference, Pod},
@@ -38,6 +43,7 @@ impl EventType {
 pub struct Recorder {
     sender: mpsc::Sender<Event>,
     node_name: String,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Recorder {
@@ -45,7 +51,11 @@ impl Recorder {
     pub fn spawn(client: Client, node_name: String) -> Self {
         let (sender, receiver) = mpsc::channel(BACKLOG);
         tokio::spawn(write_events(client, receiver));
-        Recorder { sender, node_name }
+        Recorder {
+            sender,
+            node_name,
+            dropped: Arc::default(),
+        }
     }
 
     /// Records an event about `pod`; `field_path` names a container (`spec.containers{app}`).
@@ -116,7 +126,15 @@ impl Recorder {
             ..Event::default()
         };
         if self.sender.try_send(event).is_err() {
-            log::warn!("dropping event {reason}: the event backlog is full");
+            // Like the kubelet's event spam filter, drop rather than slow pods down; say so
+            // once per thousand drops.
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_multiple_of(1000) {
+                log::warn!(
+                    "dropping events: the event backlog is full ({} dropped so far)",
+                    dropped + 1
+                );
+            }
         }
     }
 }

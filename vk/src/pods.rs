@@ -46,8 +46,6 @@ const POLL_PERIOD: Duration = Duration::from_secs(5);
 const TERMINATION_CHECK: Duration = Duration::from_secs(1);
 /// Retries sooner than this are logged at debug level only.
 const QUIET_RETRIES: Duration = Duration::from_secs(2);
-/// Concurrent status writers.
-const STATUS_WRITERS: usize = 8;
 
 /// What vk knows of a pod it has handed to the provider.
 #[derive(Debug, Clone)]
@@ -222,7 +220,8 @@ impl PodController {
             inner.store.len()
         );
 
-        let status_writer = tokio::spawn(inner.status.clone().run(STATUS_WRITERS));
+        // As many status writers as sync workers: each sync may end in one status write.
+        let status_writer = tokio::spawn(inner.status.clone().run(inner.settings.workers));
         let workers: Vec<_> = (0..inner.settings.workers)
             .map(|_| tokio::spawn(self.clone().work()))
             .collect();
@@ -328,7 +327,13 @@ impl PodController {
         {
             return;
         }
-        let wake = (tracked.waits_for_pod_ip && status.pod_ip.is_some()) || tracked.deleting;
+        if tracked.deleting {
+            // The pod is about to leave the API: finish its deletion rather than write a status
+            // that would land on a deleted pod.
+            self.inner.queue.add(key);
+            return;
+        }
+        let wake = tracked.waits_for_pod_ip && status.pod_ip.is_some();
         self.inner.status.submit(key.clone(), tracked.uid, status);
         if wake {
             self.inner.queue.add(key);
