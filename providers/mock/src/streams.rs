@@ -73,7 +73,9 @@ impl LimitedLog<'_> {
     /// Writes one line; false once `limitBytes` is used up.
     fn write_line(&mut self, at: Timestamp, text: &str) -> io::Result<bool> {
         let line = if self.timestamps {
-            format!("{at} {text}\n")
+            // The kubelet's format: RFC 3339 with exactly nine fractional digits.
+            let seconds = at.strftime("%Y-%m-%dT%H:%M:%S");
+            format!("{seconds}.{:09}Z {text}\n", at.subsec_nanosecond())
         } else {
             format!("{text}\n")
         };

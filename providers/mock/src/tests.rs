@@ -234,6 +234,18 @@ fn logs_are_deterministic_and_honour_tail_and_limit() {
         ..base.clone()
     });
     assert!(stamped.ends_with("Z default/p app line 10\n"), "{stamped}");
+    let fraction = stamped
+        .split(' ')
+        .next()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        fraction.len(),
+        "123456789Z".len(),
+        "nine fractional digits: {stamped}"
+    );
     let missing = client
         .container_logs(
             &LogOptions {
