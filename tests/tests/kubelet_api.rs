@@ -878,3 +878,25 @@ async fn kubelet_api_authentication_and_authorization() {
     );
     drop(rbac);
 }
+
+/// kubectl with WebSockets switched off speaks SPDY end to end: the apiserver relays it to vk
+/// as it does for clusters whose nodes do not declare WebSocket support.
+#[tokio::test]
+async fn kubectl_exec_over_spdy() {
+    let (cluster, namespace, vk) = start_vk("spdy");
+    let ns = namespace.name();
+    let pod = "spdy";
+    run_pod(cluster, &namespace, &vk, pod, json!({}), json!({}));
+    let exec = |args: &[&str]| {
+        let mut command = cluster.kubectl_command();
+        command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+        command.args(["exec", "-n", ns, pod]).args(args);
+        command
+    };
+    let payload = random_bytes(1 << 20, 0x5bd1);
+    let output = run_with_input(exec(&["-i", "--", "cat"]), payload.clone());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_same_bytes("1 MiB through cat over SPDY", &output.stdout, &payload);
+    let output = exec(&["--", "exit", "3"]).output().expect("kubectl runs");
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+}
