@@ -23,7 +23,8 @@ kubectl=$bin/kubectl
 started_cluster=false
 if [[ -z ${KUBECONFIG:-} ]]; then
   echo "run: starting the local control plane" >&2
-  eval "$(scripts/cluster.sh up)"
+  exports=$(scripts/cluster.sh up) || { echo "run: the control plane did not start" >&2; exit 1; }
+  eval "$exports"
   started_cluster=true
   vk_kubeconfig=$(scripts/cluster.sh node-kubeconfig "$node")
 else
