@@ -48,6 +48,11 @@ target/debug/vk --kubeconfig "$vk_kubeconfig" --nodename "$node" --provider "$pr
   >"$log_dir/vk.log" 2>&1 &
 vk_pid=$!
 
+for _ in $(seq 60); do
+  "$kubectl" get "node/$node" >/dev/null 2>&1 && break
+  kill -0 "$vk_pid" 2>/dev/null || { tail -20 "$log_dir/vk.log" >&2; exit 1; }
+  sleep 1
+done
 "$kubectl" wait --for=condition=Ready "node/$node" --timeout=60s >&2 \
   || { tail -20 "$log_dir/vk.log" >&2; exit 1; }
 "$kubectl" apply -f scripts/demo-deployment.yaml >&2
