@@ -592,6 +592,10 @@ impl PodController {
             return self.delete_from_api(key, &pod).await;
         };
         if !tracked.deleting {
+            // Marked before the call: the provider may report the stopped pod before it
+            // returns, and that report must not become a status write on a pod being deleted.
+            tracked.deleting = true;
+            self.track(key, tracked.clone());
             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
             let doomed = pod.clone();
             match inner
@@ -608,6 +612,8 @@ impl PodController {
                 ),
                 Err(error) if error.kind == ErrorKind::NotFound => {}
                 Err(error) => {
+                    tracked.deleting = false;
+                    self.track(key, tracked);
                     inner.recorder.pod(
                         &pod,
                         EventType::Warning,
@@ -618,8 +624,6 @@ impl PodController {
                     return Err(error.into());
                 }
             }
-            tracked.deleting = true;
-            self.track(key, tracked);
         }
         let (namespace, name) = (key.namespace.clone(), key.name.clone());
         let status = inner
