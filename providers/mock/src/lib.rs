@@ -83,6 +83,17 @@ impl MockProvider {
         self.with_pod(namespace, name, |pod| Ok(pod.clone()))
     }
 
+    /// A copy of the pod's record, if it has `container`.
+    fn with_container(&self, namespace: &str, name: &str, container: &str) -> Result<MockPod> {
+        let pod = self.snapshot(namespace, name)?;
+        if pod.container(container).is_none() {
+            return Err(ProviderError::not_found(format!(
+                "container {container} not found in pod {namespace}/{name}"
+            )));
+        }
+        Ok(pod)
+    }
+
     fn store(&self, resolved: ResolvedPod) -> Result<()> {
         let key = pod_key(&resolved.pod)?;
         let ip = pods::pod_ip(self.next_ip.fetch_add(1, Ordering::Relaxed));
@@ -195,14 +206,7 @@ impl Provider for MockProvider {
     }
 
     fn container_logs(&self, options: LogOptions, sink: OutputStream) -> Result<()> {
-        let pod = self.snapshot(&options.namespace, &options.pod)?;
-        if pod.container(&options.container).is_none() {
-            return Err(container_not_found(
-                &options.namespace,
-                &options.pod,
-                &options.container,
-            ));
-        }
+        let pod = self.with_container(&options.namespace, &options.pod, &options.container)?;
         if options.previous {
             return Err(ProviderError::invalid_input(format!(
                 "previous terminated container \"{}\" in pod \"{}\" not found",
@@ -215,22 +219,13 @@ impl Provider for MockProvider {
     }
 
     fn exec(&self, options: ExecOptions, io: Streams) -> Result<i32> {
-        let pod = self.snapshot(&options.namespace, &options.pod)?;
-        let container = pod.container(&options.container).ok_or_else(|| {
-            container_not_found(&options.namespace, &options.pod, &options.container)
-        })?;
+        let pod = self.with_container(&options.namespace, &options.pod, &options.container)?;
+        let container = pod.container(&options.container).expect("checked above");
         Ok(streams::exec(&pod, container, &options.command, io))
     }
 
     fn attach(&self, options: ExecOptions, io: Streams) -> Result<i32> {
-        let pod = self.snapshot(&options.namespace, &options.pod)?;
-        if pod.container(&options.container).is_none() {
-            return Err(container_not_found(
-                &options.namespace,
-                &options.pod,
-                &options.container,
-            ));
-        }
+        self.with_container(&options.namespace, &options.pod, &options.container)?;
         Ok(streams::attach(io))
     }
 
@@ -254,12 +249,6 @@ impl Provider for MockProvider {
         let pods = self.pods.read().expect("pod table lock");
         Ok(pods.get(&key(namespace, name)).map(stats::pod_stats))
     }
-}
-
-fn container_not_found(namespace: &str, pod: &str, container: &str) -> ProviderError {
-    ProviderError::not_found(format!(
-        "container {container} not found in pod {namespace}/{pod}"
-    ))
 }
 
 fn node_conditions() -> Vec<NodeCondition> {
