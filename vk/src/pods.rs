@@ -166,11 +166,6 @@ impl PodController {
         }
     }
 
-    /// Pods queued for a sync.
-    pub fn queue_depth(&self) -> usize {
-        self.inner.queue.len()
-    }
-
     /// Runs until `shutdown` resolves: watches pods, reconciles with the provider once the watch
     /// has synced (then sets `synced`), and syncs pods with `workers` workers.
     pub async fn run(
@@ -574,8 +569,12 @@ impl PodController {
             .insert(key.clone(), tracked);
     }
 
+    /// Forgets the pod, and the tokens issued for it.
     fn untrack(&self, key: &PodKey) {
-        self.inner.tracked.lock().expect("tracked lock").remove(key);
+        let removed = self.inner.tracked.lock().expect("tracked lock").remove(key);
+        if let Some(tracked) = removed {
+            self.inner.objects.forget_pod(&tracked.uid);
+        }
     }
 
     /// A pod with a deletion timestamp: the provider stops it, then the API object goes, once
