@@ -55,6 +55,7 @@ pub struct VkBuilder {
     provider: String,
     provider_config: Option<String>,
     log_level: String,
+    kubeconfig: Option<PathBuf>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
 }
@@ -68,6 +69,7 @@ impl VkBuilder {
             provider: "mock".into(),
             provider_config: None,
             log_level: "debug".into(),
+            kubeconfig: None,
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -125,12 +127,21 @@ impl VkBuilder {
         self
     }
 
+    /// Runs vk with these credentials instead of the node's own.
+    pub fn kubeconfig(mut self, path: PathBuf) -> Self {
+        self.kubeconfig = Some(path);
+        self
+    }
+
     /// Starts vk (without waiting for its node: see [`VkProcess::wait_registered`] and
     /// [`VkProcess::wait_ready`]).
     pub fn start(self) -> VkProcess {
         let node = cluster::unique_name(&self.node_prefix);
         let port = cluster::free_port();
-        let kubeconfig = self.cluster.node_kubeconfig(&node);
+        let kubeconfig = match self.kubeconfig {
+            Some(path) => path,
+            None => self.cluster.node_kubeconfig(&node),
+        };
         let run_dir = cluster::run_dir();
         let mut args: Vec<OsString> = vec![
             "--kubeconfig".into(),

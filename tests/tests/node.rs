@@ -258,3 +258,50 @@ fn vk_runs_as_the_node_which_cannot_read_secrets() {
     fixtures::wait_running(cluster, &namespace, "", &node, 1, READY);
     vk.assert_running();
 }
+
+/// With a ServiceAccount bound by the shipped RBAC manifest instead of node credentials, vk
+/// registers the node with every label, `kubernetes.io/role` included, and runs pods.
+#[test]
+fn service_account_with_the_shipped_rbac() {
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace("rbac");
+    let manifest = vk_tests::paths::workspace().join("vk/deploy/rbac.yaml");
+    cluster.kubectl_ok(["apply", "-f", manifest.to_str().expect("a UTF-8 path")]);
+    let token = cluster.kubectl_ok([
+        "create",
+        "token",
+        "vk",
+        "-n",
+        "kube-system",
+        "--duration=1h",
+    ]);
+    let cluster_field = |field: &str| {
+        let path = format!("jsonpath={{.clusters[0].cluster.{field}}}");
+        cluster
+            .kubectl_ok(["config", "view", "--raw", "-o", &path])
+            .trim()
+            .to_string()
+    };
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "c", "cluster": {
+            "server": cluster_field("server"),
+            "certificate-authority-data": cluster_field("certificate-authority-data"),
+        }}],
+        "users": [{ "name": "vk", "user": { "token": token.trim() } }],
+        "contexts": [{ "name": "c", "context": { "cluster": "c", "user": "vk" } }],
+        "current-context": "c",
+    });
+    let path = vk_tests::cluster::run_dir().join(format!("{namespace}.kubeconfig"));
+    std::fs::write(&path, kubeconfig.to_string()).expect("the kubeconfig is written");
+    let mut vk = cluster.vk().node_prefix("rbac").kubeconfig(path).start();
+    vk.wait_ready(READY);
+    let node = vk.node_name().to_string();
+    let labels = &node_json(cluster, &node)["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/role"], "agent", "{labels}");
+    assert_eq!(labels["type"], "virtual-kubelet", "{labels}");
+    cluster.apply(&fixtures::pod(namespace.name(), "p", &node, json!({})));
+    fixtures::wait_running(cluster, &namespace, "", &node, 1, READY);
+    vk.assert_running();
+}
