@@ -133,6 +133,13 @@ impl VkBuilder {
         self
     }
 
+    /// Starts vk and waits until its node is Ready.
+    pub fn start_ready(self, timeout: Duration) -> VkProcess {
+        let mut vk = self.start();
+        vk.wait_ready(timeout);
+        vk
+    }
+
     /// Starts vk (without waiting for its node: see [`VkProcess::wait_registered`] and
     /// [`VkProcess::wait_ready`]).
     pub fn start(self) -> VkProcess {

@@ -36,8 +36,7 @@ const CONTAINER: &str = "c";
 fn start_vk(prefix: &str) -> (&'static Cluster, Namespace, VkProcess) {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace(prefix);
-    let mut vk = cluster.vk().node_prefix(prefix).start();
-    vk.wait_ready(TIMEOUT);
+    let vk = cluster.vk().node_prefix(prefix).start_ready(TIMEOUT);
     (cluster, namespace, vk)
 }
 

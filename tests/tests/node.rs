@@ -60,8 +60,7 @@ fn node_is_ready_with_labels_taint_capacity_endpoint_and_lease() {
     let mut vk = cluster
         .vk()
         .provider_config(r#"{"{node}": {"cpu": "7", "memory": "9Gi", "pods": "300"}}"#)
-        .start();
-    vk.wait_ready(READY);
+        .start_ready(READY);
     let node_name = vk.node_name().to_string();
     let node = node_json(cluster, &node_name);
 
@@ -161,8 +160,7 @@ fn node_is_ready_with_labels_taint_capacity_endpoint_and_lease() {
 #[test]
 fn deleted_node_is_registered_again() {
     let cluster = Cluster::shared();
-    let mut vk = cluster.vk().start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().start_ready(READY);
     let node_name = vk.node_name().to_string();
     let old_uid = node_json(cluster, &node_name)["metadata"]["uid"].clone();
 
@@ -210,8 +208,7 @@ fn deleted_node_is_registered_again() {
 fn vk_runs_as_the_node_which_cannot_read_secrets() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("identity");
-    let mut vk = cluster.vk().start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().start_ready(READY);
     let node = vk.node_name().to_string();
 
     // vk was started with the node's kubeconfig...
@@ -295,8 +292,11 @@ fn service_account_with_the_shipped_rbac() {
     });
     let path = vk_tests::cluster::run_dir().join(format!("{namespace}.kubeconfig"));
     std::fs::write(&path, kubeconfig.to_string()).expect("the kubeconfig is written");
-    let mut vk = cluster.vk().node_prefix("rbac").kubeconfig(path).start();
-    vk.wait_ready(READY);
+    let mut vk = cluster
+        .vk()
+        .node_prefix("rbac")
+        .kubeconfig(path)
+        .start_ready(READY);
     let node = vk.node_name().to_string();
     let labels = &node_json(cluster, &node)["metadata"]["labels"];
     assert_eq!(labels["kubernetes.io/role"], "agent", "{labels}");

@@ -53,8 +53,7 @@ fn wait_waiting(cluster: &Cluster, namespace: &Namespace, name: &str) -> Value {
 fn deployment_scales_up_and_down_and_its_pods_go_with_it() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("deploy");
-    let mut vk = cluster.vk().start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().start_ready(READY);
     let node = vk.node_name().to_string();
 
     let started = Instant::now();
@@ -102,8 +101,7 @@ fn vk_killed_mid_rollout_runs_every_pod_exactly_once_after_restart() {
     let mut vk = cluster
         .vk()
         .args(["--kube-api-qps", "10", "--kube-api-burst", "10"])
-        .start();
-    vk.wait_ready(READY);
+        .start_ready(READY);
     let node = vk.node_name().to_string();
 
     cluster.apply(&fixtures::deployment(namespace.name(), "app", &node, 30));
@@ -188,8 +186,7 @@ fn vk_killed_mid_rollout_runs_every_pod_exactly_once_after_restart() {
 fn missing_configmap_blocks_the_container_until_it_is_created() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("configmap");
-    let mut vk = cluster.vk().start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().start_ready(READY);
     let node = vk.node_name().to_string();
 
     let env = json!({ "containers": [{
@@ -234,8 +231,7 @@ fn missing_configmap_blocks_the_container_until_it_is_created() {
 fn missing_optional_secret_is_skipped_with_a_warning() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("optional");
-    let mut vk = cluster.vk().start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().start_ready(READY);
     let node = vk.node_name().to_string();
 
     let env = json!({ "containers": [{
@@ -274,8 +270,7 @@ fn missing_optional_secret_is_skipped_with_a_warning() {
 fn missing_secret_volume_fails_the_mount() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("volume");
-    let mut vk = cluster.vk().start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().start_ready(READY);
     let node = vk.node_name().to_string();
 
     let spec = json!({
@@ -313,8 +308,7 @@ fn missing_secret_volume_fails_the_mount() {
 fn provider_failures_land_on_their_pods_while_the_node_serves_the_others() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("faulty");
-    let mut vk = cluster.vk().provider("faulty").start();
-    vk.wait_ready(READY);
+    let mut vk = cluster.vk().provider("faulty").start_ready(READY);
     let node = vk.node_name().to_string();
     let ns = namespace.name();
 
