@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod host;
 pub mod provider;
+pub mod quantity;
 pub mod raw;
 pub mod stats;
 pub mod types;
@@ -25,7 +26,8 @@ pub use provider::{
     InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Resizes, Streams, TerminalSize,
 };
 pub use types::{
-    ExecOptions, LogOptions, PortForwardOptions, ProviderInit, ResolvedPod, VolumeFile, VolumeFiles,
+    ExecOptions, LogOptions, PortForwardOptions, ProviderInit, RegistryCredential, ResolvedPod,
+    VolumeFile, VolumeFiles,
 };
 
 /// The version of this ABI (this crate's version): a provider loads when its major matches.

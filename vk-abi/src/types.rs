@@ -36,6 +36,30 @@ pub struct ResolvedPod {
     /// Files of each resolved volume, by volume name.
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeFiles>,
+    /// The registry logins of the pod's `imagePullSecrets`, in their order.
+    #[serde(default)]
+    pub registry_credentials: Vec<RegistryCredential>,
+}
+
+/// A login to an image registry, from a `kubernetes.io/dockerconfigjson` or
+/// `kubernetes.io/dockercfg` Secret.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryCredential {
+    /// The registry as the Secret names it: a host, `host/path`, or a URL.
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredential {
+    // The password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredential")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The files of one volume, by path relative to the volume's root.

@@ -11,7 +11,7 @@ mod cache;
 mod env;
 mod expansion;
 mod fields;
-mod quantity;
+mod pull_secrets;
 mod resources;
 mod services;
 mod volumes;
@@ -35,8 +35,8 @@ use cache::{ObjectCache, ObjectData};
 use env::ContainerParts;
 use fields::Addresses;
 pub use fields::FieldError;
-pub use quantity::QuantityError;
 pub use resources::ResourceError;
+pub use vk_abi::quantity::QuantityError;
 
 /// What resolution reads from the cluster.
 pub trait Objects: Send + Sync {
@@ -437,6 +437,7 @@ pub async fn resolve(
         waits_for_pod_ip: false,
     };
     let volumes = resolver.volumes().await?;
+    let registry_credentials = resolver.registry_credentials().await;
     let mut resolved = pod.clone();
     if let Some(spec) = resolved.spec.as_mut() {
         let service_variables = resolver.service_variables().await?;
@@ -459,6 +460,7 @@ pub async fn resolve(
         pod: ResolvedPod {
             pod: resolved,
             volumes,
+            registry_credentials,
         },
         events: resolver.events,
         refresh_at: resolver.refresh_at,

@@ -68,6 +68,7 @@ fn pod(name: &str) -> ResolvedPod {
             },
         )]
         .into(),
+        ..ResolvedPod::default()
     }
 }
 

@@ -8,7 +8,7 @@ use k8s_openapi::{
     apimachinery::pkg::api::resource::Quantity,
 };
 
-use super::quantity::{Amount, QuantityError, ceil_div};
+use vk_abi::quantity::{Amount, QuantityError, ceil_div};
 
 #[cfg(test)]
 mod tests;

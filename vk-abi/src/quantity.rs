@@ -1,5 +1,5 @@
-//! Just enough of Kubernetes' `resource.Quantity` for the downward API: exact parsing, and the
-//! ceiling roundings the kubelet prints (`MilliValue()` and `Value()`).
+//! Kubernetes' `resource.Quantity`, exactly: parsing, and the ceiling roundings the kubelet
+//! prints (`MilliValue()` and `Value()`), for host and providers alike.
 
 #[cfg(test)]
 mod tests;
@@ -15,15 +15,15 @@ pub enum QuantityError {
 
 /// An exactly parsed quantity: `mantissa × 2^binary_exponent × 10^decimal_exponent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Amount {
+pub struct Amount {
     mantissa: i128,
     binary_exponent: u32,
     decimal_exponent: i32,
 }
 
 impl Amount {
-    pub(super) const ZERO: Amount = Amount::integer(0);
-    pub(super) const ONE: Amount = Amount::integer(1);
+    pub const ZERO: Amount = Amount::integer(0);
+    pub const ONE: Amount = Amount::integer(1);
 
     const fn integer(value: i128) -> Self {
         Amount {
@@ -33,7 +33,7 @@ impl Amount {
         }
     }
 
-    pub(super) fn parse(quantity: &str) -> Result<Self, QuantityError> {
+    pub fn parse(quantity: &str) -> Result<Self, QuantityError> {
         let malformed = || QuantityError::Malformed(quantity.to_string());
         let (negative, unsigned) = match quantity.as_bytes().first() {
             Some(b'-') => (true, &quantity[1..]),
@@ -67,17 +67,17 @@ impl Amount {
         })
     }
 
-    pub(super) fn is_zero(self) -> bool {
+    pub fn is_zero(self) -> bool {
         self.mantissa == 0
     }
 
     /// The value in thousandths, rounded up (Go's `MilliValue()`).
-    pub(super) fn ceil_milli(self) -> i64 {
+    pub fn ceil_milli(self) -> i64 {
         self.ceil_scaled(3)
     }
 
     /// The value rounded up to an integer (Go's `Value()`).
-    pub(super) fn ceil_units(self) -> i64 {
+    pub fn ceil_units(self) -> i64 {
         self.ceil_scaled(0)
     }
 
@@ -147,6 +147,6 @@ fn suffix_exponents(suffix: &str) -> Option<(u32, i32)> {
 }
 
 /// `ceil(numerator / denominator)` for a positive denominator.
-pub(super) fn ceil_div(numerator: i128, denominator: i128) -> i128 {
+pub fn ceil_div(numerator: i128, denominator: i128) -> i128 {
     -((-numerator).div_euclid(denominator))
 }
