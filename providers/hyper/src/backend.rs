@@ -1,0 +1,746 @@
+//! The provider's state and the pod lifecycle on the engine: creating a pod's objects, running
+//! its init containers in order before its app containers, restarting exited containers per
+//! the restart policy with the kubelet's back-off, and stopping and removing everything.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use bollard::{
+    models::{ContainerCreateBody, HostConfig, VolumeCreateRequest},
+    query_parameters::{
+        CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+        UploadToContainerOptionsBuilder,
+    },
+};
+use futures::StreamExt as _;
+use vk_abi::{
+    PodNotifier, ResolvedPod, VolumeFile,
+    k8s_openapi::api::core::v1::{
+        Container, ContainerStateTerminated, ContainerStateWaiting, Pod, PodSpec,
+    },
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+
+use crate::{
+    config::Config,
+    engine::Engine,
+    images::{self, ImageError},
+    inventory::{self, Listed, PodView},
+    spec::{self, ContainerPlan, PodIdentity, PodPlan, Role, SpecError},
+    status::{self, Memory},
+};
+
+/// The kubelet's crash-loop back-off: 10 s, doubling, at most 5 minutes.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{what}: {source}")]
+    Engine {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+/// `source` while doing `what`.
+pub fn engine_error(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> PodError {
+    let what = what.into();
+    move |source| PodError::Engine { what, source }
+}
+
+/// Everything the provider's calls and background tasks share.
+#[derive(Debug)]
+pub struct Backend {
+    pub engine: Engine,
+    pub config: Config,
+    pub node_name: String,
+    pub host_ip: String,
+    /// By pod UID.
+    memories: Mutex<HashMap<String, Memory>>,
+    /// UIDs of pods being stopped: their exits are not restarts.
+    deleting: Mutex<HashSet<String>>,
+    notifier: RwLock<Option<PodNotifier>>,
+}
+
+impl Backend {
+    pub fn new(engine: Engine, config: Config, node_name: String, host_ip: String) -> Backend {
+        Backend {
+            engine,
+            config,
+            node_name,
+            host_ip,
+            memories: Mutex::default(),
+            deleting: Mutex::default(),
+            notifier: RwLock::default(),
+        }
+    }
+
+    pub fn set_notifier(&self, notifier: PodNotifier) {
+        *self.notifier.write().expect("notifier lock") = Some(notifier);
+    }
+
+    fn memory(&self, uid: &str) -> Memory {
+        self.memories
+            .lock()
+            .expect("memory lock")
+            .get(uid)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, uid: &str, change: impl FnOnce(&mut Memory)) {
+        change(
+            self.memories
+                .lock()
+                .expect("memory lock")
+                .entry(uid.to_string())
+                .or_default(),
+        );
+    }
+
+    fn is_deleting(&self, uid: &str) -> bool {
+        self.deleting.lock().expect("deleting lock").contains(uid)
+    }
+
+    /// The pod `namespace/name` as the engine runs it; `None` when it has none of it.
+    pub async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, PodError> {
+        let view = inventory::inspect_pod(&self.engine, &self.node_name, namespace, name)
+            .await
+            .map_err(engine_error(format!(
+                "cannot inspect pod {namespace}/{name}"
+            )))?;
+        Ok(view.map(|view| self.to_pod(&view)))
+    }
+
+    fn to_pod(&self, view: &PodView) -> Pod {
+        let memory = self.memory(&view.identity.uid);
+        let container = |c: &inventory::ContainerView| Container {
+            name: c.name.clone(),
+            image: c
+                .inspect
+                .config
+                .as_ref()
+                .and_then(|config| config.image.clone()),
+            ..Container::default()
+        };
+        Pod {
+            metadata: metadata(&view.identity),
+            spec: Some(PodSpec {
+                node_name: Some(self.node_name.clone()),
+                restart_policy: Some(view.restart_policy.clone()),
+                init_containers: Some(
+                    view.containers
+                        .iter()
+                        .filter(|c| c.role == Role::Init)
+                        .map(container)
+                        .collect(),
+                )
+                .filter(|init: &Vec<_>| !init.is_empty()),
+                containers: view
+                    .containers
+                    .iter()
+                    .filter(|c| c.role == Role::App)
+                    .map(container)
+                    .collect(),
+                ..PodSpec::default()
+            }),
+            status: Some(status::pod_status(view, &memory, &self.host_ip)),
+        }
+    }
+
+    /// Every pod of this node, from the labels of its containers.
+    pub async fn list(&self) -> Result<Vec<Pod>, PodError> {
+        let listed = inventory::list(&self.engine, &self.node_name, None)
+            .await
+            .map_err(engine_error("cannot list containers"))?;
+        Ok(inventory::by_pod(listed)
+            .into_values()
+            .map(|mut containers| {
+                containers.sort_by_key(|c| c.index);
+                let container = |c: &Listed| Container {
+                    name: c.name.clone(),
+                    image: Some(c.image.clone()),
+                    ..Container::default()
+                };
+                let apps = containers.iter().filter(|c| c.role == Role::App);
+                Pod {
+                    metadata: metadata(&containers[0].identity),
+                    spec: Some(PodSpec {
+                        node_name: Some(self.node_name.clone()),
+                        containers: apps.map(container).collect(),
+                        ..PodSpec::default()
+                    }),
+                    status: None,
+                }
+            })
+            .collect())
+    }
+
+    /// Tells vk the current status of `namespace/name`.
+    pub async fn notify(&self, namespace: &str, name: &str) {
+        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+            return;
+        };
+        match self.pod(namespace, name).await {
+            Ok(Some(pod)) => notifier.notify(&pod),
+            Ok(None) => {}
+            Err(error) => log::warn!("cannot report the status of {namespace}/{name}: {error}"),
+        }
+    }
+
+    /// Creates the pod's objects and starts it; returns once its containers exist, while init
+    /// and app containers start in the background.
+    pub async fn create(self: &Arc<Self>, resolved: ResolvedPod) -> Result<(), PodError> {
+        let plan = spec::plan(
+            &resolved,
+            &self.node_name,
+            &self.config.infra,
+            self.config.network.as_deref(),
+        )?;
+        let identity = plan.identity.clone();
+        let existing = inventory::inspect_pod(
+            &self.engine,
+            &self.node_name,
+            &identity.namespace,
+            &identity.name,
+        )
+        .await
+        .map_err(engine_error("cannot inspect the pod's containers"))?;
+        match existing {
+            // Created before (vk restarted, or retried a call that timed out).
+            Some(view) if view.identity.uid == identity.uid => return Ok(()),
+            // A predecessor of the same name is still being removed.
+            Some(view) => self.remove_objects(&view.identity).await?,
+            None => {}
+        }
+        for container in std::iter::once(&plan.infra).chain(&plan.containers) {
+            images::ensure(
+                &self.engine,
+                &container.image,
+                container.pull_policy,
+                &resolved.registry_credentials,
+            )
+            .await?;
+        }
+        let created = match self.create_objects(&plan).await {
+            Ok(created) => created,
+            Err(error) => {
+                if let Err(cleanup) = self.remove_objects(&identity).await {
+                    log::warn!(
+                        "cannot clean up after a failed create of {}/{}: {cleanup}",
+                        identity.namespace,
+                        identity.name
+                    );
+                }
+                return Err(error);
+            }
+        };
+        let restart_policy = resolved
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into());
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.start_containers(identity, restart_policy, created)
+                .await
+        });
+        Ok(())
+    }
+
+    /// Creates volumes, the infra container (started), and the pod's containers (not started),
+    /// with their files written in; returns the containers' roles, names and IDs in order.
+    async fn create_objects(
+        &self,
+        plan: &PodPlan,
+    ) -> Result<Vec<(Role, String, String)>, PodError> {
+        for volume in &plan.volumes {
+            self.engine
+                .docker
+                .create_volume(VolumeCreateRequest {
+                    name: Some(volume.clone()),
+                    labels: Some(plan.labels.clone()),
+                    ..VolumeCreateRequest::default()
+                })
+                .await
+                .map_err(engine_error(format!("cannot create volume {volume}")))?;
+        }
+        let infra = self
+            .create_container(&plan.identity, &plan.infra, plan.infra.body.clone())
+            .await?;
+        self.engine
+            .docker
+            .start_container(&infra, None)
+            .await
+            .map_err(engine_error("cannot start the pod's infra container"))?;
+        let mut created = Vec::new();
+        for container in &plan.containers {
+            let mut body = container.body.clone();
+            let host = body.host_config.get_or_insert_with(HostConfig::default);
+            host.network_mode = Some(format!("container:{infra}"));
+            host.ipc_mode = Some(format!("container:{infra}"));
+            let id = self
+                .create_container(&plan.identity, container, body)
+                .await?;
+            self.write_files(&id, &container.files)
+                .await
+                .map_err(engine_error(format!(
+                    "cannot write the volume files of container {}",
+                    container.name
+                )))?;
+            created.push((container.role, container.name.clone(), id));
+        }
+        Ok(created)
+    }
+
+    async fn create_container(
+        &self,
+        identity: &PodIdentity,
+        container: &ContainerPlan,
+        body: ContainerCreateBody,
+    ) -> Result<String, PodError> {
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&identity.container_name(&container.name))
+            .build();
+        let created = self
+            .engine
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(engine_error(format!(
+                "cannot create container {}",
+                container.name
+            )))?;
+        Ok(created.id)
+    }
+
+    /// Writes `files` (absolute path → contents) into container `id` as one tar at `/`.
+    pub async fn write_files(
+        &self,
+        id: &str,
+        files: &std::collections::BTreeMap<String, VolumeFile>,
+    ) -> Result<(), bollard::errors::Error> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let archive = tar_of(files).map_err(bollard::errors::Error::from)?;
+        let options = UploadToContainerOptionsBuilder::new().path("/").build();
+        self.engine
+            .docker
+            .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
+            .await
+    }
+
+    /// Runs the init containers one after the other, each to success, then starts the app
+    /// containers. An init container that fails is run again after a back-off, unless the
+    /// restart policy is Never, which fails the pod.
+    async fn start_containers(
+        self: Arc<Self>,
+        identity: PodIdentity,
+        restart_policy: String,
+        containers: Vec<(Role, String, String)>,
+    ) {
+        for (role, name, id) in &containers {
+            if self.is_deleting(&identity.uid) {
+                return;
+            }
+            if *role == Role::Init {
+                if !self
+                    .run_to_completion(&identity, name, id, &restart_policy)
+                    .await
+                {
+                    return;
+                }
+                continue;
+            }
+            if let Err(error) = self.engine.docker.start_container(id, None).await {
+                self.start_failed(&identity, name, &error);
+            }
+        }
+        self.notify(&identity.namespace, &identity.name).await;
+    }
+
+    /// Runs init container `name` until it succeeds; false once the pod will not start.
+    async fn run_to_completion(
+        &self,
+        identity: &PodIdentity,
+        name: &str,
+        id: &str,
+        restart_policy: &str,
+    ) -> bool {
+        loop {
+            if let Err(error) = self.engine.docker.start_container(id, None).await {
+                self.start_failed(identity, name, &error);
+                self.notify(&identity.namespace, &identity.name).await;
+                return false;
+            }
+            let exit_code = match self.engine.docker.wait_container(id, None).next().await {
+                Some(Ok(exit)) => exit.status_code,
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(error)) => {
+                    log::warn!(
+                        "cannot wait for init container {name} of {}/{}: {error}",
+                        identity.namespace,
+                        identity.name
+                    );
+                    return false;
+                }
+                None => return false,
+            };
+            if exit_code == 0 || self.is_deleting(&identity.uid) {
+                self.notify(&identity.namespace, &identity.name).await;
+                return exit_code == 0;
+            }
+            if restart_policy == "Never" {
+                self.notify(&identity.namespace, &identity.name).await;
+                return false;
+            }
+            let delay = self.back_off(identity, name, exit_code).await;
+            tokio::time::sleep(delay).await;
+            if self.is_deleting(&identity.uid) {
+                return false;
+            }
+            self.remember(&identity.uid, |memory| {
+                *memory.restarts.entry(name.to_string()).or_default() += 1;
+                memory.waiting.remove(name);
+            });
+        }
+    }
+
+    fn start_failed(&self, identity: &PodIdentity, name: &str, error: &bollard::errors::Error) {
+        log::warn!(
+            "cannot start container {name} of {}/{}: {error}",
+            identity.namespace,
+            identity.name
+        );
+        let message = error.to_string();
+        self.remember(&identity.uid, |memory| {
+            memory.waiting.insert(
+                name.to_string(),
+                ContainerStateWaiting {
+                    reason: Some("RunContainerError".into()),
+                    message: Some(message),
+                },
+            );
+        });
+    }
+
+    /// Records the exit of `name` and the wait before its restart, tells vk, and returns the
+    /// wait.
+    async fn back_off(&self, identity: &PodIdentity, name: &str, exit_code: i64) -> Duration {
+        let restarts = self
+            .memory(&identity.uid)
+            .restarts
+            .get(name)
+            .copied()
+            .unwrap_or(0);
+        let delay = BACKOFF_INITIAL
+            .saturating_mul(1 << restarts.clamp(0, 5))
+            .min(BACKOFF_MAX);
+        let message = format!(
+            "back-off {}s restarting failed container={name} pod={}_{}({})",
+            delay.as_secs(),
+            identity.name,
+            identity.namespace,
+            identity.uid
+        );
+        log::info!(
+            "container {name} of {}/{} exited with {exit_code}; {message}",
+            identity.namespace,
+            identity.name
+        );
+        self.remember(&identity.uid, |memory| {
+            memory.waiting.insert(
+                name.to_string(),
+                ContainerStateWaiting {
+                    reason: Some("CrashLoopBackOff".into()),
+                    message: Some(message),
+                },
+            );
+        });
+        self.notify(&identity.namespace, &identity.name).await;
+        delay
+    }
+
+    /// An app container exited: restart it after a back-off if the restart policy says so.
+    pub async fn container_exited(self: &Arc<Self>, identity: &PodIdentity, name: &str) {
+        if self.is_deleting(&identity.uid) {
+            return;
+        }
+        let view = match inventory::inspect_pod(
+            &self.engine,
+            &self.node_name,
+            &identity.namespace,
+            &identity.name,
+        )
+        .await
+        {
+            Ok(Some(view)) if view.identity.uid == identity.uid => view,
+            _ => return,
+        };
+        let Some(container) = view.container(name).filter(|c| c.role == Role::App) else {
+            return;
+        };
+        if status::is_running(&container.inspect) {
+            return;
+        }
+        let state = container.inspect.state.clone().unwrap_or_default();
+        let exit_code = state.exit_code.unwrap_or_default();
+        let restart = match view.restart_policy.as_str() {
+            "Never" => false,
+            "OnFailure" => exit_code != 0,
+            _ => true,
+        };
+        if !restart || self.memory(&identity.uid).waiting.contains_key(name) {
+            self.notify(&identity.namespace, &identity.name).await;
+            return;
+        }
+        let terminated = ContainerStateTerminated {
+            exit_code: exit_code as i32,
+            reason: Some(if exit_code == 0 { "Completed" } else { "Error" }.into()),
+            started_at: status::time(state.started_at.as_deref()),
+            finished_at: status::time(state.finished_at.as_deref()),
+            container_id: Some(format!("docker://{}", container.id)),
+            ..ContainerStateTerminated::default()
+        };
+        self.remember(&identity.uid, |memory| {
+            memory.last_terminated.insert(name.to_string(), terminated);
+        });
+        let delay = self.back_off(identity, name, exit_code).await;
+        let (this, identity, name, id) = (
+            self.clone(),
+            identity.clone(),
+            name.to_string(),
+            container.id.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if this.is_deleting(&identity.uid) {
+                return;
+            }
+            this.remember(&identity.uid, |memory| {
+                *memory.restarts.entry(name.clone()).or_default() += 1;
+                memory.waiting.remove(&name);
+            });
+            if let Err(error) = this.engine.docker.start_container(&id, None).await {
+                this.start_failed(&identity, &name, &error);
+            }
+            this.notify(&identity.namespace, &identity.name).await;
+        });
+    }
+
+    /// Rewrites the files of resolved volumes (a ConfigMap or Secret changed).
+    pub async fn update(&self, resolved: ResolvedPod) -> Result<(), PodError> {
+        let plan = spec::plan(
+            &resolved,
+            &self.node_name,
+            &self.config.infra,
+            self.config.network.as_deref(),
+        )?;
+        let Some(view) = inventory::inspect_pod(
+            &self.engine,
+            &self.node_name,
+            &plan.identity.namespace,
+            &plan.identity.name,
+        )
+        .await
+        .map_err(engine_error("cannot inspect the pod's containers"))?
+        else {
+            return Ok(());
+        };
+        for container in plan.containers.iter().filter(|c| !c.files.is_empty()) {
+            if let Some(existing) = view.container(&container.name) {
+                self.write_files(&existing.id, &container.files)
+                    .await
+                    .map_err(engine_error(format!(
+                        "cannot write the volume files of container {}",
+                        container.name
+                    )))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the pod's containers within `grace` seconds and removes them, in the background.
+    pub async fn delete(self: &Arc<Self>, pod: &Pod, grace: i64) -> Result<(), PodError> {
+        let identity = PodIdentity::of(pod)?;
+        let listed = inventory::list(
+            &self.engine,
+            &self.node_name,
+            Some((&identity.namespace, &identity.name)),
+        )
+        .await
+        .map_err(engine_error("cannot list the pod's containers"))?;
+        let listed: Vec<_> = listed
+            .into_iter()
+            .filter(|c| c.identity.uid == identity.uid)
+            .collect();
+        if listed.is_empty() {
+            self.memories
+                .lock()
+                .expect("memory lock")
+                .remove(&identity.uid);
+            return Ok(());
+        }
+        self.deleting
+            .lock()
+            .expect("deleting lock")
+            .insert(identity.uid.clone());
+        let this = self.clone();
+        tokio::spawn(async move {
+            let grace = i32::try_from(grace.max(0)).unwrap_or(i32::MAX);
+            let stops = listed
+                .iter()
+                .filter(|c| c.role != Role::Infra && c.running)
+                .map(|c| {
+                    let options = StopContainerOptionsBuilder::new().t(grace).build();
+                    this.engine.docker.stop_container(&c.id, Some(options))
+                });
+            for stopped in futures::future::join_all(stops).await {
+                if let Err(error) = stopped {
+                    log::debug!(
+                        "stopping a container of {}/{}: {error}",
+                        identity.namespace,
+                        identity.name
+                    );
+                }
+            }
+            this.notify(&identity.namespace, &identity.name).await;
+            if let Err(error) = this.remove_objects(&identity).await {
+                log::warn!(
+                    "cannot remove pod {}/{}: {error}",
+                    identity.namespace,
+                    identity.name
+                );
+            }
+            this.memories
+                .lock()
+                .expect("memory lock")
+                .remove(&identity.uid);
+            this.deleting
+                .lock()
+                .expect("deleting lock")
+                .remove(&identity.uid);
+        });
+        Ok(())
+    }
+
+    /// Force-removes the pod's containers (the infra container last: the others use its
+    /// namespaces) and volumes.
+    async fn remove_objects(&self, identity: &PodIdentity) -> Result<(), PodError> {
+        let listed = inventory::list(
+            &self.engine,
+            &self.node_name,
+            Some((&identity.namespace, &identity.name)),
+        )
+        .await
+        .map_err(engine_error("cannot list the pod's containers"))?;
+        let (infra, others): (Vec<_>, Vec<_>) = listed
+            .into_iter()
+            .filter(|c| c.identity.uid == identity.uid)
+            .partition(|c| c.role == Role::Infra);
+        for group in [others, infra] {
+            let removals = group.iter().map(|c| {
+                let options = RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build();
+                self.engine.docker.remove_container(&c.id, Some(options))
+            });
+            for removed in futures::future::join_all(removals).await {
+                match removed {
+                    Ok(())
+                    | Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => {}
+                    Err(source) => return Err(engine_error("cannot remove a container")(source)),
+                }
+            }
+        }
+        let volumes = inventory::volumes(&self.engine, &self.node_name, &identity.uid)
+            .await
+            .map_err(engine_error("cannot list the pod's volumes"))?;
+        for volume in volumes {
+            self.engine
+                .docker
+                .remove_volume(
+                    &volume,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+                .map_err(engine_error(format!("cannot remove volume {volume}")))?;
+        }
+        Ok(())
+    }
+
+    /// Reports every pod, and restarts app containers that exited unseen (while vk was down or
+    /// the event stream was broken).
+    pub async fn resync(self: &Arc<Self>) {
+        let listed = match inventory::list(&self.engine, &self.node_name, None).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                log::warn!("cannot list this node's containers: {error}");
+                return;
+            }
+        };
+        for containers in inventory::by_pod(listed).into_values() {
+            let identity = containers[0].identity.clone();
+            for exited in containers
+                .iter()
+                .filter(|c| c.role == Role::App && !c.running)
+            {
+                self.container_exited(&identity, &exited.name).await;
+            }
+            self.notify(&identity.namespace, &identity.name).await;
+        }
+    }
+}
+
+fn metadata(identity: &PodIdentity) -> ObjectMeta {
+    ObjectMeta {
+        namespace: Some(identity.namespace.clone()),
+        name: Some(identity.name.clone()),
+        uid: Some(identity.uid.clone()),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A tar of `files` with their parent directories, paths relative to `/`.
+fn tar_of(files: &std::collections::BTreeMap<String, VolumeFile>) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut directories = std::collections::BTreeSet::new();
+    for (path, file) in files {
+        let relative = path.trim_start_matches('/');
+        let mut parent = std::path::Path::new(relative).parent();
+        let mut missing = Vec::new();
+        while let Some(directory) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            if directories.insert(directory.to_path_buf()) {
+                missing.push(directory.to_path_buf());
+            }
+            parent = directory.parent();
+        }
+        for directory in missing.into_iter().rev() {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, &directory, std::io::empty())?;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(u32::try_from(file.mode).unwrap_or(0o644));
+        header.set_size(file.data.0.len() as u64);
+        builder.append_data(&mut header, relative, &file.data.0[..])?;
+    }
+    builder.into_inner()
+}
