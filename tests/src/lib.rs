@@ -6,5 +6,6 @@ pub mod cluster;
 pub mod fixtures;
 pub mod kubelet_client;
 pub mod paths;
+pub mod podman;
 pub mod vk_process;
 pub mod wait;

@@ -43,6 +43,8 @@ pub enum PodError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{what}: {source}")]
     Engine {
         what: String,
@@ -207,6 +209,10 @@ impl Backend {
             self.config.network.as_deref(),
         )?;
         let identity = plan.identity.clone();
+        self.engine
+            .negotiate()
+            .await
+            .map_err(|error| PodError::Unavailable(error.to_string()))?;
         let existing = inventory::inspect_pod(
             &self.engine,
             &self.node_name,
@@ -289,6 +295,9 @@ impl Backend {
             let host = body.host_config.get_or_insert_with(HostConfig::default);
             host.network_mode = Some(format!("container:{infra}"));
             host.ipc_mode = Some(format!("container:{infra}"));
+            if self.engine.is_podman() {
+                host.uts_mode = Some(format!("container:{infra}"));
+            }
             let id = self
                 .create_container(&plan.identity, container, body)
                 .await?;

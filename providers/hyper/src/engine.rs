@@ -42,6 +42,7 @@ pub struct Engine {
     pub docker: Docker,
     endpoint: String,
     negotiated: Arc<AtomicBool>,
+    podman: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -93,33 +94,65 @@ impl Engine {
             docker,
             endpoint,
             negotiated: Arc::new(AtomicBool::new(false)),
+            podman: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// Pings the engine (`/_ping`) and, the first time it answers, settles the API version
     /// with `/version`: the lower of the engine's and this client's.
     pub async fn ping(&self) -> Result<(), EngineError> {
-        let unreachable = |source| EngineError::Unreachable {
+        self.docker
+            .ping()
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        self.negotiate().await
+    }
+
+    /// Settles the API version once, and learns whether the engine is Podman.
+    pub async fn negotiate(&self) -> Result<(), EngineError> {
+        if self.negotiated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // The negotiated version is shared by every clone of the client.
+        let negotiated = self
+            .docker
+            .clone()
+            .negotiate_version()
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .any(|component| component.name.contains("Podman"));
+        self.podman.store(podman, Ordering::Release);
+        log::info!(
+            "engine at {} ({}) speaks Docker Engine API {}",
+            self.endpoint,
+            if podman { "Podman" } else { "Docker" },
+            negotiated.client_version()
+        );
+        self.negotiated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn unreachable(&self, source: bollard::errors::Error) -> EngineError {
+        EngineError::Unreachable {
             endpoint: self.endpoint.clone(),
             source,
-        };
-        self.docker.ping().await.map_err(unreachable)?;
-        if !self.negotiated.load(Ordering::Acquire) {
-            // The negotiated version is shared by every clone of the client.
-            let negotiated = self
-                .docker
-                .clone()
-                .negotiate_version()
-                .await
-                .map_err(unreachable)?;
-            log::info!(
-                "engine at {} speaks Docker Engine API {}",
-                self.endpoint,
-                negotiated.client_version()
-            );
-            self.negotiated.store(true, Ordering::Release);
         }
-        Ok(())
+    }
+
+    /// Whether the engine is Podman, which (unlike Docker) lets containers join another's UTS
+    /// namespace, so a pod's containers share its hostname. Known once [`Engine::negotiate`]
+    /// succeeded.
+    pub fn is_podman(&self) -> bool {
+        self.podman.load(Ordering::Acquire)
     }
 
     pub fn endpoint(&self) -> &str {

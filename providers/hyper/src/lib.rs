@@ -236,7 +236,7 @@ fn pod_error(error: PodError) -> ProviderError {
         PodError::Spec(_) | PodError::Image(ImageError::NeverPull(_)) => {
             ProviderError::invalid_input(message)
         }
-        PodError::Image(_) => ProviderError::unavailable(message),
+        PodError::Image(_) | PodError::Unavailable(_) => ProviderError::unavailable(message),
         PodError::Engine { source, .. } => engine_error_kind(&source, message),
     }
 }

@@ -185,6 +185,10 @@ pub fn plan(
         .clone()
         .unwrap_or_else(|| "Always".into());
     let volumes = Volumes::of(spec, resolved, &identity)?;
+    let hostname = spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| identity.name.chars().take(63).collect());
     let init = spec
         .init_containers
         .iter()
@@ -200,12 +204,12 @@ pub fn plan(
             labels.insert(INDEX_LABEL.into(), index.to_string());
             labels.insert(CONTAINER_LABEL.into(), container.name.clone());
             labels.insert(RESTART_POLICY_LABEL.into(), restart_policy.clone());
-            container_plan(container, role, labels, &volumes)
+            container_plan(container, role, labels, &volumes, &hostname)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let engine_volumes = volumes.engine_volumes();
     Ok(PodPlan {
-        infra: infra_plan(spec, &identity, &labels, infra, network, &restart_policy),
+        infra: infra_plan(spec, &hostname, &labels, infra, network, &restart_policy),
         identity,
         labels,
         volumes: engine_volumes,
@@ -215,7 +219,7 @@ pub fn plan(
 
 fn infra_plan(
     spec: &PodSpec,
-    identity: &PodIdentity,
+    hostname: &str,
     labels: &HashMap<String, String>,
     infra: &Infra,
     network: Option<&str>,
@@ -251,10 +255,6 @@ fn infra_plan(
         })
         .collect();
     let dns = spec.dns_config.as_ref();
-    let hostname = spec
-        .hostname
-        .clone()
-        .unwrap_or_else(|| identity.name.chars().take(63).collect());
     let extra_hosts: Vec<String> = spec
         .host_aliases
         .iter()
@@ -275,7 +275,7 @@ fn infra_plan(
         body: ContainerCreateBody {
             image: Some(infra.image.clone()),
             cmd: infra.command.clone(),
-            hostname: Some(hostname),
+            hostname: Some(hostname.to_string()),
             labels: Some(labels),
             exposed_ports: (!ports.is_empty()).then(|| ports.iter().map(|p| port_key(p)).collect()),
             host_config: Some(HostConfig {
@@ -310,6 +310,7 @@ fn container_plan(
     role: Role,
     labels: HashMap<String, String>,
     volumes: &Volumes<'_>,
+    hostname: &str,
 ) -> Result<ContainerPlan, SpecError> {
     let problem = |problem: String| SpecError::Container {
         container: container.name.clone(),
@@ -320,12 +321,15 @@ fn container_plan(
         .clone()
         .filter(|image| !image.is_empty())
         .ok_or_else(|| problem("no image".into()))?;
-    let env: Vec<String> = container
-        .env
-        .iter()
-        .flatten()
+    let variables = container.env.iter().flatten();
+    let mut env: Vec<String> = variables
+        .clone()
         .map(|var| format!("{}={}", var.name, var.value.as_deref().unwrap_or_default()))
         .collect();
+    // Engines that cannot share the infra container's hostname still show it in $HOSTNAME.
+    if !variables.clone().any(|var| var.name == "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
     let (mounts, files) = volumes.for_container(container)?;
     let resources = Resources::of(container.resources.as_ref()).map_err(problem)?;
     let security = container.security_context.as_ref();

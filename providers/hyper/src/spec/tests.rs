@@ -57,7 +57,7 @@ fn containers_in_start_order_with_labels_and_settings() {
     assert_eq!(body.cmd.as_deref(), Some(&["echo $A".to_string()][..]));
     assert_eq!(
         body.env.as_deref(),
-        Some(&["A=1".to_string(), "EMPTY=".into()][..])
+        Some(&["A=1".to_string(), "EMPTY=".into(), "HOSTNAME=web".into()][..])
     );
     assert_eq!(body.working_dir.as_deref(), Some("/srv"));
     assert_eq!(body.user.as_deref(), Some("1000:2000"));

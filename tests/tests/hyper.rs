@@ -1,0 +1,396 @@
+//! The hyper provider end to end: the real control plane, a real Podman service speaking the
+//! Docker Engine API, and the real kubectl. Pods become containers that `podman ps` shows;
+//! logs, exec, restarts, volumes and deletion are checked the way a user would.
+//!
+//! Needs `cargo build --workspace` (for `vk` and `libvk_hyper.so`) and Podman (`scripts/podman.sh`
+//! starts its service and builds the local image; `.ci/run` installs the packages).
+
+use std::{
+    io::Write,
+    process::{Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use vk_tests::{
+    cluster::{Cluster, Namespace},
+    fixtures::{self, describe_pods, wait_running},
+    podman::{IMAGE, Podman},
+    vk_process::VkProcess,
+    wait::{wait_for, wait_for_ok},
+};
+
+const READY: Duration = Duration::from_secs(60);
+
+fn start(prefix: &str) -> (&'static Cluster, &'static Podman, Namespace, VkProcess) {
+    let podman = Podman::shared();
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace(prefix);
+    let vk = cluster
+        .vk()
+        .node_prefix(prefix)
+        .provider("hyper")
+        .provider_config(&podman.provider_config(""))
+        .start_ready(READY);
+    (cluster, podman, namespace, vk)
+}
+
+/// A container of the local image that runs `script` with `sh -c`.
+fn container(name: &str, script: &str) -> Value {
+    json!({
+        "name": name,
+        "image": IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", script],
+    })
+}
+
+/// Pod `name` on vk's node with `spec` (which needs `containers`); a short grace period, since
+/// `sh` as PID 1 ignores SIGTERM.
+fn apply_pod(cluster: &Cluster, namespace: &Namespace, vk: &VkProcess, name: &str, spec: Value) {
+    let spec = fixtures::merged(json!({ "terminationGracePeriodSeconds": 1 }), spec);
+    cluster.apply(&fixtures::pod(namespace.name(), name, vk.node_name(), spec));
+}
+
+fn wait_pod(
+    cluster: &Cluster,
+    namespace: &Namespace,
+    name: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for_ok(&format!("pod {name} {what}"), READY, || {
+        let pod = fixtures::get_pod(cluster, namespace, name);
+        if ready(&pod) {
+            Ok(pod)
+        } else {
+            Err(describe_pods(std::slice::from_ref(&pod)))
+        }
+    })
+}
+
+fn kubectl(cluster: &Cluster, args: &[&str]) -> Output {
+    cluster.kubectl(args.iter().copied())
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_deployment_becomes_podman_containers_and_goes_away_with_it() {
+    let (cluster, podman, namespace, mut vk) = start("hyper-deploy");
+    let node = vk.node_name().to_string();
+    let mut deployment = fixtures::deployment(namespace.name(), "web", &node, 3);
+    deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(5);
+    deployment["spec"]["template"]["spec"]["containers"] = json!([container(
+        "web",
+        "echo serving from $HOSTNAME; exec httpd -f -p 8080 -h /etc"
+    )]);
+    cluster.apply(&deployment);
+    let pods = wait_running(cluster, &namespace, "app=web", &node, 3, READY);
+
+    let containers = podman.containers(&node);
+    eprintln!("podman ps for node {node}:");
+    for (name, id, state) in &containers {
+        eprintln!("  {name} {id} {state}");
+    }
+    assert_eq!(
+        containers.len(),
+        6,
+        "an infra and an app container per pod: {containers:?}"
+    );
+    assert!(
+        containers.iter().all(|(_, _, state)| state == "running"),
+        "{containers:?}"
+    );
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let uid = pod["metadata"]["uid"].as_str().unwrap();
+        for container in ["POD", "web"] {
+            let expected = format!("k8s_{container}_{name}_{}_{uid}_0", namespace.name());
+            assert!(
+                containers.iter().any(|(n, _, _)| *n == expected),
+                "{expected} in {containers:?}"
+            );
+        }
+        assert!(
+            pod["status"]["podIP"]
+                .as_str()
+                .is_some_and(|ip| !ip.is_empty() && ip != "127.0.0.1")
+        );
+        let id = pod["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .unwrap();
+        assert!(id.starts_with("docker://"), "{id}");
+        // The container's real output, through the API server and vk.
+        let logs = kubectl(cluster, &["logs", "-n", namespace.name(), name]);
+        assert_eq!(text(&logs), format!("serving from {name}\n"), "{logs:?}");
+    }
+
+    cluster.kubectl_ok(["delete", "deployment", "web", "-n", namespace.name()]);
+    wait_for_ok("every pod of web to be gone", READY, || {
+        let pods = fixtures::pods(cluster, &namespace, "app=web");
+        if pods.is_empty() {
+            Ok(())
+        } else {
+            Err(describe_pods(&pods))
+        }
+    });
+    wait_for("every container of the node to be removed", READY, || {
+        podman.containers(&node).is_empty()
+    });
+    vk.assert_running();
+}
+
+#[test]
+fn a_pods_containers_share_localhost_volumes_and_run_exec() {
+    let (cluster, _podman, namespace, mut vk) = start("hyper-pod");
+    let ns = namespace.name();
+    cluster.apply(&json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "settings", "namespace": ns },
+        "data": { "greeting": "hello from the ConfigMap" },
+    }));
+    let mut web = container(
+        "web",
+        "echo served by web > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+    );
+    web["volumeMounts"] = json!([
+        { "name": "config", "mountPath": "/etc/config" },
+        { "name": "scratch", "mountPath": "/scratch" },
+    ]);
+    let mut client = container(
+        "client",
+        "while true; do wget -qO- http://127.0.0.1:8080/ || echo unreachable; sleep 1; done",
+    );
+    client["env"] = json!([{ "name": "GREETING", "value": "hi" }]);
+    let mut init = container("init", "echo written by init > /scratch/note");
+    init["volumeMounts"] = json!([{ "name": "scratch", "mountPath": "/scratch" }]);
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "pair",
+        json!({
+            "volumes": [
+                { "name": "config", "configMap": { "name": "settings" } },
+                { "name": "scratch", "emptyDir": {} },
+            ],
+            "initContainers": [init],
+            "containers": [web, client],
+        }),
+    );
+    let pod = wait_pod(cluster, &namespace, "pair", "Running", fixtures::running);
+    let init_state = &pod["status"]["initContainerStatuses"][0]["state"]["terminated"];
+    assert_eq!(
+        (
+            init_state["exitCode"].as_i64(),
+            init_state["reason"].as_str()
+        ),
+        (Some(0), Some("Completed"))
+    );
+
+    // The client reaches the web container on localhost.
+    wait_for_ok("the client to reach web on localhost", READY, || {
+        let logs = text(&kubectl(
+            cluster,
+            &["logs", "-n", ns, "pair", "-c", "client", "--tail", "1"],
+        ));
+        if logs == "served by web\n" {
+            Ok(())
+        } else {
+            Err(logs)
+        }
+    });
+    let exec = |container: &str, command: &[&str]| {
+        let mut args = vec!["exec", "-n", ns, "pair", "-c", container, "--"];
+        args.extend(command);
+        kubectl(cluster, &args)
+    };
+    assert_eq!(
+        text(&exec("web", &["cat", "/etc/config/greeting"])),
+        "hello from the ConfigMap"
+    );
+    assert_eq!(
+        text(&exec("web", &["cat", "/scratch/note"])),
+        "written by init\n"
+    );
+    let output = exec("client", &["sh", "-c", "echo $GREETING; exit 7"]);
+    assert_eq!(text(&output), "hi\n");
+    assert_eq!(output.status.code(), Some(7), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("command terminated with exit code 7"),
+        "{output:?}"
+    );
+
+    // stdin through the real container.
+    let mut child = cluster
+        .kubectl_command()
+        .args([
+            "exec", "-i", "-n", ns, "pair", "-c", "web", "--", "tr", "a-z", "A-Z",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(text(&output), "THROUGH STDIN\n");
+    vk.assert_running();
+}
+
+#[test]
+fn exits_follow_the_restart_policy_and_bad_pods_fail_alone() {
+    let (cluster, podman, namespace, mut vk) = start("hyper-exit");
+    let ns = namespace.name();
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "once",
+        json!({
+            "restartPolicy": "Never",
+            "containers": [container("c", "echo failing; exit 3")],
+        }),
+    );
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "again",
+        json!({
+            "containers": [container("c", "echo failing; sleep 1; exit 3")],
+        }),
+    );
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "missing-image",
+        json!({
+            "containers": [{ "name": "c", "image": "localhost/not-there:1", "imagePullPolicy": "Never" }],
+        }),
+    );
+
+    let once = wait_pod(cluster, &namespace, "once", "Failed", |p| {
+        fixtures::phase(p) == "Failed"
+    });
+    let terminated = &once["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(
+        (
+            terminated["exitCode"].as_i64(),
+            terminated["reason"].as_str()
+        ),
+        (Some(3), Some("Error"))
+    );
+    assert_eq!(
+        text(&kubectl(cluster, &["logs", "-n", ns, "once"])),
+        "failing\n"
+    );
+
+    // Restarted after the kubelet's 10 s back-off, with the exit as the last state.
+    let again = wait_pod(cluster, &namespace, "again", "restarted", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
+    });
+    let status = &again["status"]["containerStatuses"][0];
+    assert_eq!(
+        status["lastState"]["terminated"]["exitCode"].as_i64(),
+        Some(3),
+        "{status}"
+    );
+    assert_eq!(fixtures::phase(&again), "Running");
+    let started_ids: Vec<_> = podman
+        .containers(vk.node_name())
+        .into_iter()
+        .filter(|(n, _, _)| n.contains("_again_"))
+        .collect();
+    assert_eq!(
+        started_ids.len(),
+        2,
+        "restarted in place, not recreated: {started_ids:?}"
+    );
+
+    // The engine's refusal is the pod's alone.
+    let event = fixtures::wait_event(
+        cluster,
+        &namespace,
+        "missing-image",
+        "Warning",
+        "ProviderCreateFailed",
+        READY,
+    );
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(message.contains("ErrImageNeverPull"), "{event}");
+    vk.assert_running();
+}
+
+#[test]
+fn a_restarted_vk_adopts_running_containers() {
+    let (cluster, podman, namespace, mut vk) = start("hyper-adopt");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "kept",
+        json!({
+            "containers": [container("c", "echo started once; exec sleep 100000")],
+        }),
+    );
+    wait_pod(cluster, &namespace, "kept", "Running", fixtures::running);
+    let before = podman.containers(vk.node_name());
+
+    vk.kill();
+    vk.restart();
+    wait_for("the restarted vk to adopt the pod", READY, || {
+        vk.log().contains("adopted 1 running pods")
+    });
+    vk.wait_ready(READY);
+    let pod = wait_pod(cluster, &namespace, "kept", "Running", fixtures::running);
+    assert_eq!(
+        podman.containers(vk.node_name()),
+        before,
+        "the same containers, none recreated"
+    );
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["restartCount"].as_i64(),
+        Some(0)
+    );
+    wait_for_ok("the log through the restarted vk", READY, || {
+        let output = kubectl(cluster, &["logs", "-n", namespace.name(), "kept"]);
+        if text(&output) == "started once\n" {
+            Ok(())
+        } else {
+            Err(format!("{output:?}"))
+        }
+    });
+
+    cluster.kubectl_ok(["delete", "pod", "kept", "-n", namespace.name()]);
+    wait_for("its containers to be removed", READY, || {
+        podman.containers(vk.node_name()).is_empty()
+    });
+}
+
+#[test]
+fn a_bad_configuration_is_refused_in_one_line() {
+    let cluster = Cluster::shared();
+    let mut vk = cluster
+        .vk()
+        .node_prefix("hyper-bad")
+        .provider("hyper")
+        .provider_config("endpoint = \"http://engine\"\n")
+        .start();
+    wait_for("vk to exit", READY, || vk.exit_status().is_some());
+    assert!(!vk.exit_status().unwrap().success());
+    assert!(
+        vk.log()
+            .contains("endpoint \"http://engine\" is neither unix:///path nor tcp://host:port"),
+        "{}",
+        vk.log()
+    );
+}
