@@ -2,6 +2,7 @@
 //! and (in later modules) a real control plane and `vk` processes that are always torn down.
 #![forbid(unsafe_code)]
 
+pub mod aci;
 pub mod cluster;
 pub mod fixtures;
 pub mod kubelet_client;

@@ -1,0 +1,331 @@
+//! The azure provider (`libvk_azure.so`) end to end: a real control plane, vk with the azure
+//! provider, and the ACI emulator of [`vk_tests::aci`] standing in for Azure (reached through
+//! the endpoints of the SDK auth file named by `AZURE_AUTH_LOCATION`). Each test has its own
+//! emulator, vk and namespace.
+//!
+//! Needs `cargo build -p vk -p vk-azure` (for `vk` and `libvk_azure.so`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use vk_tests::{
+    aci::Emulator,
+    cluster::{Cluster, Namespace},
+    fixtures::{self, describe_pods, get_pod, wait_running},
+    vk_process::{VkBuilder, VkProcess},
+    wait::{wait_for, wait_for_ok},
+};
+
+const READY: Duration = Duration::from_secs(30);
+const ROLLOUT: Duration = Duration::from_secs(60);
+
+/// The provider's configuration: the emulator's resource group, and a quick status poll.
+fn provider_config() -> String {
+    format!(
+        "ResourceGroup = \"{}\"\nRegion = \"westeurope\"\nCPU = \"40\"\nMemory = \"160Gi\"\nPods = \"30\"\nStatusIntervalSeconds = 1\n",
+        Emulator::RESOURCE_GROUP
+    )
+}
+
+/// vk with the azure provider against `aci`, signing in with `client_secret`.
+fn azure_vk(
+    cluster: &'static Cluster,
+    aci: &Emulator,
+    prefix: &str,
+    client_secret: &str,
+) -> VkBuilder {
+    cluster
+        .vk()
+        .node_prefix(prefix)
+        .provider("azure")
+        .provider_config(&provider_config())
+        .env("AZURE_AUTH_LOCATION", aci.write_auth_file(client_secret))
+}
+
+/// An emulator, a namespace and a Ready vk.
+fn start(prefix: &str) -> (&'static Cluster, Namespace, Emulator, VkProcess) {
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace(prefix);
+    let aci = Emulator::start();
+    let vk = azure_vk(cluster, &aci, prefix, Emulator::CLIENT_SECRET).start_ready(READY);
+    (cluster, namespace, aci, vk)
+}
+
+/// The names of the groups of `namespace` in the emulator.
+fn groups_of(aci: &Emulator, namespace: &Namespace) -> Vec<String> {
+    let prefix = format!("{}-", namespace.name());
+    aci.group_names()
+        .into_iter()
+        .filter(|g| g.starts_with(&prefix))
+        .collect()
+}
+
+/// Fails on a request the emulator refused as malformed (400) or could not route (404, 405).
+fn assert_no_bad_requests(aci: &Emulator) {
+    let bad: Vec<String> = aci
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.status, 400 | 405) || (r.status == 404 && r.method != "GET"))
+        .map(|r| format!("{} {} -> {} {}", r.method, r.path, r.status, r.body))
+        .collect();
+    assert!(bad.is_empty(), "requests the emulator refused: {bad:#?}");
+}
+
+fn run_pod(cluster: &Cluster, namespace: &Namespace, vk: &VkProcess, name: &str, extra: Value) {
+    cluster.apply(&fixtures::pod(
+        namespace.name(),
+        name,
+        vk.node_name(),
+        extra,
+    ));
+    wait_for_ok(&format!("pod {name} to run"), READY, || {
+        let pod = get_pod(cluster, namespace, name);
+        if fixtures::running(&pod) {
+            Ok(())
+        } else {
+            Err(describe_pods(&[pod]))
+        }
+    });
+}
+
+#[test]
+fn deployment_becomes_container_groups_that_run_and_go() {
+    let (cluster, namespace, aci, mut vk) = start("aci-deploy");
+    let node = vk.node_name().to_string();
+    let ns = namespace.name();
+    let mut deployment = fixtures::deployment(ns, "web", &node, 3);
+    deployment["spec"]["template"]["spec"]["containers"][0] = json!({
+        "name": "c",
+        "image": fixtures::IMAGE,
+        "command": ["/bin/server"],
+        "args": ["--port", "8080"],
+        "env": [{ "name": "GREETING", "value": "hello" }],
+        "ports": [{ "containerPort": 8080 }],
+        "resources": {
+            "requests": { "cpu": "250m", "memory": "512Mi" },
+            "limits": { "cpu": "500m", "memory": "1Gi" },
+        },
+    });
+    cluster.apply(&deployment);
+    let pods = wait_running(cluster, &namespace, "app=web", &node, 3, ROLLOUT);
+
+    let groups = groups_of(&aci, &namespace);
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().expect("a name");
+        let group = format!("{ns}-{name}");
+        let body = aci
+            .put_body(&group)
+            .unwrap_or_else(|| panic!("no group {group}: {groups:?}"));
+        let tags = &body["tags"];
+        assert_eq!(tags["NodeName"], node.as_str());
+        assert_eq!(tags["Namespace"], ns);
+        assert_eq!(tags["PodName"], name);
+        assert_eq!(tags["UID"], pod["metadata"]["uid"]);
+        assert!(tags["CreationTimestamp"].is_string(), "{tags}");
+        assert_eq!(body["location"], "westeurope");
+        let properties = &body["properties"];
+        assert_eq!(properties["osType"], "Linux");
+        assert_eq!(properties["restartPolicy"], "Always");
+        let container = &properties["containers"][0]["properties"];
+        assert_eq!(container["image"], fixtures::IMAGE);
+        assert_eq!(
+            container["command"],
+            json!(["/bin/server", "--port", "8080"])
+        );
+        assert_eq!(
+            container["resources"],
+            json!({ "requests": { "cpu": 0.25, "memoryInGB": 0.5 },
+                    "limits": { "cpu": 0.5, "memoryInGB": 1.0 } })
+        );
+        // The pod's own variable, then those of the API server's service (the kubelet's).
+        let env = container["environmentVariables"].as_array().expect("env");
+        assert_eq!(env[0], json!({ "name": "GREETING", "value": "hello" }));
+        assert!(
+            env[1..].iter().all(|v| v["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("KUBERNETES_"))),
+            "{env:?}"
+        );
+        assert_eq!(
+            container["ports"],
+            json!([{ "port": 8080, "protocol": "TCP" }])
+        );
+        assert_eq!(
+            properties["ipAddress"],
+            json!({ "type": "Public", "ports": [{ "port": 8080, "protocol": "TCP" }] })
+        );
+        // The pod IP is the group's.
+        let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+        assert!(ip.starts_with("10."), "pod IP {ip:?}");
+    }
+    assert_no_bad_requests(&aci);
+
+    cluster.kubectl_ok(["delete", "deployment", "web", "-n", ns]);
+    wait_for_ok("the pods and groups of web to be gone", ROLLOUT, || {
+        let pods = fixtures::pods(cluster, &namespace, "app=web");
+        let groups = groups_of(&aci, &namespace);
+        if pods.is_empty() && groups.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} groups {groups:?}", describe_pods(&pods)))
+        }
+    });
+    vk.assert_running();
+}
+
+#[test]
+fn a_container_exit_shows_as_terminated_with_its_exit_code() {
+    let (cluster, namespace, aci, mut vk) = start("aci-exit");
+    run_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "job",
+        json!({ "restartPolicy": "Never" }),
+    );
+    let group = format!("{}-job", namespace.name());
+    assert!(aci.exit_container(&group, "c", 3), "no group {group}");
+    let terminated = wait_for_ok("container c to be terminated", READY, || {
+        let pod = get_pod(cluster, &namespace, "job");
+        let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+        if terminated.is_object() && fixtures::phase(&pod) == "Failed" {
+            Ok(terminated.clone())
+        } else {
+            Err(describe_pods(&[pod]))
+        }
+    });
+    assert_eq!(terminated["exitCode"], 3, "{terminated}");
+    assert_eq!(terminated["reason"], "Error", "{terminated}");
+    vk.assert_running();
+}
+
+#[test]
+fn kubectl_logs_and_exec_reach_the_container() {
+    let (cluster, namespace, _aci, mut vk) = start("aci-streams");
+    let ns = namespace.name();
+    run_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "shell",
+        json!({
+            "containers": [{
+                "name": "c",
+                "image": fixtures::IMAGE,
+                "env": [{ "name": "GREETING", "value": "hi there" }],
+            }],
+        }),
+    );
+    let logs = cluster.kubectl_ok(["logs", "-n", ns, "shell"]);
+    assert_eq!(
+        logs,
+        format!("container c started from {}\n", fixtures::IMAGE)
+    );
+    let stamped = cluster.kubectl_ok(["logs", "-n", ns, "shell", "--timestamps"]);
+    assert!(
+        stamped.ends_with(&format!(" container c started from {}\n", fixtures::IMAGE))
+            && stamped.len() > logs.len() + 20,
+        "{stamped}"
+    );
+
+    let echo = cluster.kubectl_ok(["exec", "-n", ns, "shell", "--", "echo", "hello", "aci"]);
+    assert_eq!(echo, "hello aci\n");
+    let env = cluster.kubectl_ok(["exec", "-n", ns, "shell", "--", "env"]);
+    assert!(env.starts_with("GREETING=hi there\nKUBERNETES_"), "{env}");
+    let output = cluster.kubectl_input(
+        ["exec", "-i", "-n", ns, "shell", "--", "cat"],
+        "through the web socket\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "through the web socket\n"
+    );
+    vk.assert_running();
+}
+
+#[test]
+fn a_burst_of_429s_slows_vk_down_without_losing_a_pod() {
+    let (cluster, namespace, aci, mut vk) = start("aci-throttle");
+    let node = vk.node_name().to_string();
+    aci.throttle(12);
+    cluster.apply(&fixtures::deployment(namespace.name(), "burst", &node, 4));
+    wait_running(cluster, &namespace, "app=burst", &node, 4, ROLLOUT);
+    assert_eq!(aci.throttled(), 12);
+    assert_eq!(groups_of(&aci, &namespace).len(), 4);
+    // Every 429 was followed by a retry, not by a second group or a failed pod.
+    let puts = aci
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.status == 201)
+        .count();
+    assert_eq!(puts, 4);
+    vk.assert_running();
+}
+
+#[test]
+fn restarted_vk_adopts_the_existing_groups() {
+    let (cluster, namespace, aci, mut vk) = start("aci-adopt");
+    run_pod(cluster, &namespace, &vk, "keeper", json!({}));
+    let group = format!("{}-keeper", namespace.name());
+    let before = get_pod(cluster, &namespace, "keeper");
+    vk.restart();
+    vk.wait_ready(READY);
+    // Some sync rounds after the restart.
+    std::thread::sleep(Duration::from_secs(5));
+    let after = get_pod(cluster, &namespace, "keeper");
+    assert!(
+        fixtures::running(&after),
+        "{}",
+        describe_pods(std::slice::from_ref(&after))
+    );
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    let touched: Vec<String> = aci
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(&group) && matches!(r.method.as_str(), "PUT" | "DELETE"))
+        .map(|r| format!("{} {}", r.method, r.status))
+        .collect();
+    assert_eq!(
+        touched,
+        ["PUT 201"],
+        "the group was created once and never deleted"
+    );
+    vk.assert_running();
+}
+
+#[test]
+fn a_wrong_client_secret_gives_one_clear_error_and_a_not_ready_node() {
+    let cluster = Cluster::shared();
+    let aci = Emulator::start();
+    let mut vk = azure_vk(cluster, &aci, "aci-secret", "not-the-secret").start();
+    vk.wait_registered(READY);
+    let complaint = "stopping heartbeats until it answers";
+    wait_for("vk to say why the provider fails", READY, || {
+        vk.log().contains(complaint)
+    });
+    std::thread::sleep(Duration::from_secs(12));
+    let log = vk.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(complaint)).collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("invalid_client") && lines[0].contains("AADSTS7000215"),
+        "{}",
+        lines[0]
+    );
+    assert!(!log.contains("not-the-secret"), "the secret was logged");
+    let ready = cluster.kubectl_ok([
+        "get",
+        "node",
+        vk.node_name(),
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_ne!(ready, "True");
+    vk.assert_running();
+}
