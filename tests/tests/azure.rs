@@ -329,3 +329,42 @@ fn a_wrong_client_secret_gives_one_clear_error_and_a_not_ready_node() {
     assert_ne!(ready, "True");
     vk.assert_running();
 }
+
+#[test]
+fn slow_operations_are_followed_and_settled_groups_cost_one_get_per_poll() {
+    let (cluster, namespace, aci, mut vk) = start("aci-poll");
+    let node = vk.node_name().to_string();
+    aci.set_operation_time(Duration::from_secs(4));
+    cluster.apply(&fixtures::deployment(namespace.name(), "slow", &node, 4));
+    wait_running(cluster, &namespace, "app=slow", &node, 4, ROLLOUT);
+    let operation_polls = aci
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/operations/"))
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert!(
+        operation_polls.contains(&202) && operation_polls.contains(&200),
+        "the Location URLs were polled until done: {operation_polls:?}"
+    );
+
+    // Settled: each poll lists once (two pages of two) and GETs one group in rotation.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = aci.requests().len();
+    std::thread::sleep(Duration::from_secs(5));
+    let window = &aci.requests()[seen..];
+    let first_pages = window
+        .iter()
+        .filter(|r| r.path.ends_with("/containerGroups") && !r.query.contains_key("$skipToken"))
+        .count();
+    let gets = window
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/containerGroups/"))
+        .count();
+    assert!(first_pages >= 3, "{first_pages} polls in 5 s");
+    assert!(
+        gets <= first_pages + 1,
+        "{gets} GETs for {first_pages} polls of 4 settled groups"
+    );
+    vk.assert_running();
+}

@@ -110,7 +110,7 @@ pub struct Port {
 }
 
 /// A variable with `value`, or `secureValue` (write-only: GET leaves it out).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentVariable {
     pub name: String,
@@ -118,6 +118,16 @@ pub struct EnvironmentVariable {
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_value: Option<String>,
+}
+
+impl std::fmt::Debug for EnvironmentVariable {
+    // A secure value never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvironmentVariable")
+            .field("name", &self.name)
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
