@@ -15,6 +15,7 @@ port=${VK_LISTEN_PORT:-10250}
 log_dir=${TMPDIR:-/tmp}/vk-run
 mkdir -p "$log_dir"
 
+scripts/install-deps.sh
 echo "run: building vk" >&2
 cargo build --workspace --quiet
 bin=$(scripts/cluster/build.sh)

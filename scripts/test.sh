@@ -7,15 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "test.sh: $*" >&2; exit 1; }
-for tool in cargo go openssl; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed (see README.md, 'Set up')"
-done
+scripts/install-deps.sh --tests || fail "missing tools (see README.md, 'Set up')"
 
 started=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - started ))s)"; }
 
 step "control-plane binaries"
 scripts/cluster/build.sh >/dev/null
+
+step "podman service and test image"
+scripts/podman.sh up
 
 step "cargo fmt"
 cargo fmt --all -- --check || fail "cargo fmt found unformatted code (run cargo fmt --all)"

@@ -394,3 +394,123 @@ fn a_bad_configuration_is_refused_in_one_line() {
         vk.log()
     );
 }
+
+#[tokio::test]
+async fn logs_attach_port_forward_and_stats_reach_the_real_containers() {
+    let (cluster, _podman, namespace, mut vk) = start("hyper-streams");
+    let ns = namespace.name();
+    let mut web = container(
+        "web",
+        "echo line1; echo line2; echo line3; exec httpd -f -p 8080 -h /etc",
+    );
+    web["resources"] = json!({ "limits": { "cpu": "500m", "memory": "64Mi" } });
+    let mut echo = container("echo", "exec cat");
+    echo["stdin"] = json!(true);
+    echo["stdinOnce"] = json!(true);
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "streams",
+        json!({ "containers": [web, echo] }),
+    );
+    wait_pod(cluster, &namespace, "streams", "Running", fixtures::running);
+
+    // Logs with the kubelet's options.
+    let logs = |extra: &[&str]| {
+        let mut args = vec!["logs", "-n", ns, "streams", "-c", "web"];
+        args.extend(extra);
+        text(&kubectl(cluster, &args))
+    };
+    assert_eq!(logs(&[]), "line1\nline2\nline3\n");
+    assert_eq!(logs(&["--tail", "2"]), "line2\nline3\n");
+    assert_eq!(logs(&["--limit-bytes", "8"]), "line1\nli");
+    let stamped = logs(&["--timestamps", "--tail", "1"]);
+    let (stamp, line) = stamped
+        .trim_end()
+        .split_once(' ')
+        .expect("a timestamp and a line");
+    assert!(
+        stamp.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
+        "{stamped}"
+    );
+    assert_eq!(line, "line3");
+
+    // port-forward to httpd in the pod.
+    let mut forward = cluster
+        .kubectl_command()
+        .args(["port-forward", "-n", ns, "pod/streams", ":8080"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let local_port = {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(forward.stdout.take().unwrap()).lines();
+        let line = lines.next().unwrap().unwrap();
+        // kubectl prints a line per connection, and must not die of a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        // "Forwarding from 127.0.0.1:LOCAL -> 8080"
+        line.trim_start_matches("Forwarding from 127.0.0.1:")
+            .split_once(' ')
+            .and_then(|(port, _)| port.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("unexpected kubectl output {line:?}"))
+    };
+    let response = {
+        use std::io::Read as _;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+        stream.set_read_timeout(Some(READY)).unwrap();
+        stream.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("root:x:0:0"), "{response}");
+
+    // attach -i to `cat`: what goes in comes back out.
+    let mut attach = cluster.kubectl_command();
+    attach
+        .args(["attach", "-i", "-n", ns, "streams", "-c", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = attach.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"attached line\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(text(&output).contains("attached line\n"), "{output:?}");
+
+    // One-shot engine stats in the kubelet's Summary.
+    let client = vk_tests::kubelet_client::KubeletClient::new(
+        vk.port(),
+        vk_tests::kubelet_client::Credentials::apiserver(cluster),
+    );
+    let (status, body) = client.get("/stats/summary").await;
+    assert_eq!(status, 200, "{body}");
+    let summary: Value = serde_json::from_str(&body).unwrap();
+    let pod = summary["pods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["podRef"]["name"] == "streams")
+        .unwrap_or_else(|| panic!("no stats of the pod: {summary}"));
+    let web = pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "web")
+        .unwrap_or_else(|| panic!("no stats of web: {pod}"));
+    assert!(
+        web["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0),
+        "{web}"
+    );
+    assert!(web["memory"]["workingSetBytes"].as_u64() > Some(0), "{web}");
+    vk.assert_running();
+}

@@ -124,12 +124,8 @@ pub async fn inspect_pod(
         .into_iter()
         .filter(|c| c.identity.uid == uid)
         .collect();
-    let inspections = futures::future::join_all(
-        listed
-            .iter()
-            .map(|c| engine.docker.inspect_container(&c.id, None)),
-    )
-    .await;
+    let inspections =
+        futures::future::join_all(listed.iter().map(|c| inspect(engine, &c.id))).await;
     let mut view = PodView {
         identity: listed[0].identity.clone(),
         restart_policy: listed[0].restart_policy.clone(),
@@ -159,6 +155,27 @@ pub async fn inspect_pod(
     }
     view.containers.sort_by_key(|c| c.index);
     Ok(Some(view))
+}
+
+/// Inspects container `id`. Podman briefly reports a container that just stopped in a state
+/// the API does not define (`stopped`), which cannot be read: such an answer is asked again.
+pub async fn inspect(
+    engine: &Engine,
+    id: &str,
+) -> Result<ContainerInspectResponse, bollard::errors::Error> {
+    let mut attempts = 0;
+    loop {
+        match engine.docker.inspect_container(id, None).await {
+            Err(
+                bollard::errors::Error::JsonDataError { .. }
+                | bollard::errors::Error::JsonSerdeError { .. },
+            ) if attempts < 40 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// The engine volumes of pod `uid` (its emptyDirs).

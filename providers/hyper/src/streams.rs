@@ -264,8 +264,7 @@ pub async fn attach(
         }
     };
     relay(attached.output, attached.input, streams, resize).await;
-    let inspected = docker
-        .inspect_container(&container.id, None)
+    let inspected = inventory::inspect(&backend.engine, &container.id)
         .await
         .map_err(engine("cannot inspect the container"))?;
     Ok(if status::is_running(&inspected) {
