@@ -305,6 +305,28 @@ fn missing_secret_volume_fails_the_mount() {
 }
 
 #[test]
+fn a_provider_that_cannot_list_its_pods_at_start_is_asked_again() {
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace("late");
+    let mut vk = cluster
+        .vk()
+        .provider("faulty")
+        .provider_config(r#"{"failingLists": 2}"#)
+        .start_ready(READY);
+    let node = vk.node_name().to_string();
+    cluster.apply(&fixtures::pod(namespace.name(), "fine", &node, json!({})));
+    wait_for("the pod to run", READY, || {
+        fixtures::running(&get_pod(cluster, &namespace, "fine"))
+    });
+    let retries = vk
+        .log()
+        .matches("cannot list the provider's pods, asking again")
+        .count();
+    assert_eq!(retries, 2, "{}", vk.log_tail(30));
+    vk.assert_running();
+}
+
+#[test]
 fn provider_failures_land_on_their_pods_while_the_node_serves_the_others() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("faulty");

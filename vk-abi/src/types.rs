@@ -29,6 +29,8 @@ pub struct ProviderInit {
 
 /// A pod as the kubelet would run it: environment variables are resolved to plain values in
 /// `pod` and the contents of configMap, secret, downwardAPI and projected volumes are given.
+/// A variable whose value came from a Secret keeps a `valueFrom.secretKeyRef` naming it beside
+/// its resolved `value`, so that a provider can pass it on as a secret.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedPod {

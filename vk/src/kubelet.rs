@@ -163,8 +163,13 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     server_task.abort();
     let _ = shutdown_sender.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        let _ = node_task.await;
-        let _ = pod_task.await;
+        // A task the loop above saw finish has been consumed: awaiting it again would panic.
+        if !node_task.is_finished() {
+            let _ = node_task.await;
+        }
+        if !pod_task.is_finished() {
+            let _ = pod_task.await;
+        }
     })
     .await;
     outcome

@@ -44,6 +44,8 @@ use crate::{
 const POLL_PERIOD: Duration = Duration::from_secs(5);
 /// How often a terminating pod's containers are checked while the provider stops them.
 const TERMINATION_CHECK: Duration = Duration::from_secs(1);
+/// The longest wait between two start-up attempts to list the provider's pods.
+const LIST_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Retries sooner than this are logged at debug level only.
 const QUIET_RETRIES: Duration = Duration::from_secs(2);
 
@@ -207,7 +209,7 @@ impl PodController {
             .wait_until_ready()
             .await
             .map_err(|_| ProviderError::other("the pod watch stopped"))?;
-        self.reconcile_provider_pods().await?;
+        self.reconcile_provider_pods().await;
         self.listen_to_provider().await;
         let _ = synced.send(true);
         log::info!(
@@ -232,10 +234,24 @@ impl PodController {
     }
 
     /// At start-up: adopts the provider's pods that the API still has, and removes the ones it
-    /// does not, now that the watch has seen every pod bound to this node.
-    async fn reconcile_provider_pods(&self) -> Result<(), ProviderError> {
+    /// does not, now that the watch has seen every pod bound to this node. Until the provider
+    /// can list its pods, nothing can be started safely: the list is asked again, backing off.
+    async fn reconcile_provider_pods(&self) {
         let inner = &self.inner;
-        let running = inner.provider.call("list_pods", |p| p.list_pods()).await?;
+        let mut delay = Duration::from_secs(1);
+        let running = loop {
+            match inner.provider.call("list_pods", |p| p.list_pods()).await {
+                Ok(running) => break running,
+                Err(error) => {
+                    log::warn!(
+                        "cannot list the provider's pods, asking again in {}s: {error}",
+                        delay.as_secs()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(LIST_RETRY_MAX);
+                }
+            }
+        };
         let (mut adopted, mut removed) = (0, 0);
         for pod in running {
             let Some(key) = PodKey::of(&pod) else {
@@ -271,7 +287,6 @@ impl PodController {
             }
         }
         log::info!("adopted {adopted} running pods, removed {removed} the API no longer has");
-        Ok(())
     }
 
     /// Registers for provider notifications, or polls providers that cannot notify.

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::{
     ByteString,
     api::core::v1::{
-        Container, EnvFromSource, EnvVar, EphemeralContainer, ResourceRequirements, VolumeMount,
+        Container, EnvFromSource, EnvVar, EnvVarSource, EphemeralContainer, ResourceRequirements,
+        SecretKeySelector, VolumeMount,
     },
 };
 
@@ -181,8 +182,12 @@ impl<O: Objects> Resolver<'_, O> {
             };
             let prefix = source.prefix.as_deref().unwrap_or_default();
             for (key, value) in &object.data {
-                let name = format!("{prefix}{key}");
-                declared.insert(name.clone(), plain(name, text(value)));
+                let variable = format!("{prefix}{key}");
+                let mut resolved = plain(variable.clone(), text(value));
+                if kind == ObjectKind::Secret {
+                    resolved.value_from = Some(from_secret(name, key));
+                }
+                declared.insert(variable, resolved);
             }
         }
         for variable in env {
@@ -259,13 +264,17 @@ impl<O: Objects> Resolver<'_, O> {
             }
         } else if let Some(selector) = &source.secret_key_ref {
             let key = (selector.key.as_str(), selector.optional);
-            match self
+            let Some(value) = self
                 .key(scope, name, ObjectKind::Secret, &selector.name, key)
                 .await?
-            {
-                Some(value) => value,
-                None => return Ok(None),
-            }
+            else {
+                return Ok(None);
+            };
+            // Where the value came from stays, so that providers can keep it secret.
+            return Ok(Some(EnvVar {
+                value_from: Some(from_secret(&selector.name, &selector.key)),
+                ..plain(name.clone(), value)
+            }));
         } else if source.file_key_ref.is_some() {
             // The kubelet reads the file from a volume after the init containers ran: only the
             // provider can, so the reference is passed on as it is.
@@ -349,6 +358,18 @@ fn plain(name: String, value: String) -> EnvVar {
         name,
         value: Some(value),
         value_from: None,
+    }
+}
+
+/// `secretKeyRef` to `key` of Secret `secret`.
+fn from_secret(secret: &str, key: &str) -> EnvVarSource {
+    EnvVarSource {
+        secret_key_ref: Some(SecretKeySelector {
+            name: secret.to_string(),
+            key: key.to_string(),
+            optional: None,
+        }),
+        ..EnvVarSource::default()
     }
 }
 

@@ -647,3 +647,43 @@ fn file_key_references_are_left_to_the_provider() {
     let uses = env.iter().find(|variable| variable.name == "USES").unwrap();
     assert_eq!(uses.value.as_deref(), Some("$(FROM_FILE)"));
 }
+
+#[test]
+fn values_from_secrets_say_so() {
+    let pod = pod_with_container(json!({
+        "envFrom": [{"configMapRef": {"name": "settings"}}, {"prefix": "S_", "secretRef": {"name": "creds"}}],
+        "env": [
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "PASSWORD"}}},
+            {"name": "PLAIN", "value": "p"},
+        ],
+    }));
+    let resolved = resolve_now(&pod, &objects()).unwrap();
+    let env = resolved.pod.pod.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let secret_of = |name: &str| {
+        let var = env
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("{name} in {env:?}"));
+        let selector = var
+            .value_from
+            .as_ref()
+            .and_then(|s| s.secret_key_ref.as_ref());
+        (
+            var.value.clone().unwrap(),
+            selector.map(|s| (s.name.clone(), s.key.clone())),
+        )
+    };
+    assert_eq!(
+        secret_of("KEY"),
+        ("s3cret".into(), Some(("creds".into(), "PASSWORD".into())))
+    );
+    assert_eq!(
+        secret_of("S_B"),
+        ("b-secret".into(), Some(("creds".into(), "B".into())))
+    );
+    assert_eq!(secret_of("PLAIN"), ("p".into(), None));
+    assert_eq!(secret_of("A"), ("from-cm".into(), None));
+}
