@@ -30,7 +30,9 @@ pub struct ProviderInit {
 /// A pod as the kubelet would run it: environment variables are resolved to plain values in
 /// `pod` and the contents of configMap, secret, downwardAPI and projected volumes are given.
 /// A variable whose value came from a Secret keeps a `valueFrom.secretKeyRef` naming it beside
-/// its resolved `value`, so that a provider can pass it on as a secret.
+/// its resolved `value`, so that a provider can pass it on as a secret. An azureFile volume's
+/// files are `azurestorageaccountname` and `azurestorageaccountkey` from its Secret, which are
+/// never empty: the storage account to mount the share with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedPod {

@@ -1,6 +1,7 @@
 //! Resolving a pod as the kubelet would before starting it: every container's environment
 //! (`envFrom`, `env`, service links, `$(VAR)` expansion of `command`, `args` and `subPathExpr`)
-//! and the contents of configMap, secret, downwardAPI and projected volumes.
+//! and the contents of configMap, secret, downwardAPI and projected volumes, and the storage
+//! account of azureFile volumes.
 //!
 //! The rules are the kubelet's (1.33–1.36): a missing mandatory ConfigMap, Secret or key is an
 //! error whose message reads like the kubelet's; optional misses are skipped, but unlike the
@@ -147,7 +148,8 @@ pub struct Resolution {
     /// The pod with every container's `env` replaced by plain name/value pairs (user variables
     /// sorted by name, then the service-link variables they do not shadow), `envFrom` removed,
     /// `command`, `args` and `subPathExpr` expanded (the latter into `subPath`), and the files of
-    /// its configMap, secret, downwardAPI and projected volumes.
+    /// its configMap, secret, downwardAPI and projected volumes and of its azureFile volumes'
+    /// storage accounts.
     pub pod: ResolvedPod,
     /// Warning events about skipped optional references.
     pub events: Vec<PodEvent>,
@@ -309,6 +311,17 @@ pub enum ResolveError {
         name: String,
         key: String,
     },
+    /// An azureFile volume's Secret lacks the storage account's name or key (the in-tree
+    /// azure_file plugin's words).
+    #[error(
+        "{}invalid {namespace}/{name}, couldn't extract azurestorageaccountname or azurestorageaccountkey",
+        .scope.prefix()
+    )]
+    StorageAccount {
+        scope: Scope,
+        namespace: String,
+        name: String,
+    },
     /// `item` is the variable's name or the file's path.
     #[error("{}cannot resolve fieldRef of {item:?}", .scope.prefix())]
     Field {
@@ -364,6 +377,7 @@ impl ResolveError {
             | ResolveError::Read { scope, .. }
             | ResolveError::KeyNotFound { scope, .. }
             | ResolveError::ItemNotFound { scope, .. }
+            | ResolveError::StorageAccount { scope, .. }
             | ResolveError::Field { scope, .. }
             | ResolveError::Resource { scope, .. }
             | ResolveError::Token { scope, .. }

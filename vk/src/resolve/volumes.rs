@@ -2,6 +2,9 @@
 //! volume's root. Writing them (the atomic writer's `..data` layout) and their ownership are the
 //! provider's business; the modes given are final, with the group-read bits the kubelet adds
 //! when the pod has an fsGroup.
+//!
+//! An azureFile volume gets the two keys of its Secret that name the storage account and hold
+//! its key: the provider mounts the share with them, as the kubelet's plugin would.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +34,11 @@ const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 /// The atomic writer's limits.
 const MAX_PATH_LENGTH: usize = 4096;
 const MAX_FILE_NAME_LENGTH: usize = 255;
+/// The keys of an azureFile volume's Secret that the in-tree azure_file plugin reads, which are
+/// also the names of the volume's files.
+const STORAGE_ACCOUNT_KEYS: [&str; 2] = ["azurestorageaccountname", "azurestorageaccountkey"];
+/// Credentials for the provider, not files a container reads: owner-read only.
+const STORAGE_ACCOUNT_MODE: i32 = 0o400;
 
 /// The files of one volume, as they are gathered.
 struct Payload<'s> {
@@ -97,6 +105,9 @@ impl<O: Objects> Resolver<'_, O> {
                 for projection in source.sources.iter().flatten() {
                     self.projection(&mut payload, projection, mode).await?;
                 }
+            } else if let Some(source) = &volume.azure_file {
+                self.storage_account_files(&mut payload, &source.secret_name)
+                    .await?;
             } else {
                 continue;
             }
@@ -181,6 +192,35 @@ impl<O: Objects> Resolver<'_, O> {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The storage account of an azureFile volume, from its mandatory Secret `name` in the
+    /// pod's namespace. Like the in-tree plugin, an empty value counts as missing.
+    async fn storage_account_files(
+        &mut self,
+        payload: &mut Payload<'_>,
+        name: &str,
+    ) -> Result<(), ResolveError> {
+        let referrer = Referrer {
+            scope: payload.scope,
+            variable: None,
+        };
+        // Mandatory: a missing Secret is an error here, so `None` never reaches the keys.
+        let secret = self
+            .object(referrer, ObjectKind::Secret, name, None)
+            .await?;
+        for key in STORAGE_ACCOUNT_KEYS {
+            let data = (secret.as_deref())
+                .and_then(|secret| secret.file(key))
+                .filter(|data| !data.0.is_empty())
+                .ok_or_else(|| ResolveError::StorageAccount {
+                    scope: payload.scope.clone(),
+                    namespace: self.namespace.to_string(),
+                    name: name.to_string(),
+                })?;
+            payload.add(key, data.clone(), STORAGE_ACCOUNT_MODE)?;
         }
         Ok(())
     }

@@ -22,6 +22,24 @@ fn objects() -> FakeObjects {
         )
         .with_config_map("ns", "kube-root-ca.crt", &[("ca.crt", "CA")])
         .with_secret("ns", "tls", &[("tls.crt", b"CERT"), ("tls.key", b"KEY")])
+        .with_secret(
+            "ns",
+            "storage",
+            &[
+                ("azurestorageaccountname", b"account"),
+                ("azurestorageaccountkey", b"c2VjcmV0"),
+                ("other", b"x"),
+            ],
+        )
+        .with_secret("ns", "no-key", &[("azurestorageaccountname", b"account")])
+        .with_secret(
+            "ns",
+            "empty-key",
+            &[
+                ("azurestorageaccountname", b"account"),
+                ("azurestorageaccountkey", b""),
+            ],
+        )
 }
 
 /// The files of volume `name`, as `path → (contents, mode)`.
@@ -114,6 +132,23 @@ fn secrets_give_every_key_or_the_listed_items() {
 }
 
 #[test]
+fn azure_files_get_the_storage_account_of_their_secret() {
+    let objects = objects();
+    let pod = with_volumes(json!([
+        {"name": "share", "azureFile": {"shareName": "data", "secretName": "storage", "readOnly": true}},
+        {"name": "logs", "azureFile": {"shareName": "logs", "secretName": "storage"}},
+    ]));
+    let resolution = resolve_now(&pod, &objects).unwrap();
+    let account = expected(&[
+        ("azurestorageaccountname", "account", 0o400),
+        ("azurestorageaccountkey", "c2VjcmV0", 0o400),
+    ]);
+    assert_eq!(files(&resolution, "share"), account, "only the two keys");
+    assert_eq!(files(&resolution, "logs"), account);
+    assert_eq!(objects.reads(), ["secret ns/storage"], "read once");
+}
+
+#[test]
 fn optional_misses_leave_volumes_empty_or_short() {
     let pod = with_volumes(json!([
         {"name": "no-map", "configMap": {"name": "gone", "optional": true}},
@@ -177,6 +212,18 @@ fn mandatory_misses_fail_the_mount() {
         (
             json!({"name": "v", "projected": {"sources": [{"configMap": {"name": "gone"}}]}}),
             "MountVolume.SetUp failed for volume \"v\" : configmap \"gone\" not found",
+        ),
+        (
+            json!({"name": "v", "azureFile": {"shareName": "data", "secretName": "gone"}}),
+            "MountVolume.SetUp failed for volume \"v\" : secret \"gone\" not found",
+        ),
+        (
+            json!({"name": "v", "azureFile": {"shareName": "data", "secretName": "no-key"}}),
+            "MountVolume.SetUp failed for volume \"v\" : invalid ns/no-key, couldn't extract azurestorageaccountname or azurestorageaccountkey",
+        ),
+        (
+            json!({"name": "v", "azureFile": {"shareName": "data", "secretName": "empty-key"}}),
+            "MountVolume.SetUp failed for volume \"v\" : invalid ns/empty-key, couldn't extract azurestorageaccountname or azurestorageaccountkey",
         ),
     ];
     for (volume, message) in cases {
