@@ -81,8 +81,10 @@ pub enum GroupError {
         "volume {volume}: file {file:?} is in a subdirectory; ACI secret volumes hold flat files"
     )]
     NestedFile { volume: String, file: String },
+    /// vk resolves the account before calling the provider; only a host that breaks that
+    /// contract gets here.
     #[error(
-        "volume {volume}: the azureFile account secret {secret} did not reach the provider (keys azurestorageaccountname and azurestorageaccountkey)"
+        "volume {volume}: no azurestorageaccountname or azurestorageaccountkey file from Secret {secret} in the resolved pod"
     )]
     StorageAccount { volume: String, secret: String },
     #[error("container {container}: volume mount {volume} uses {what}, which ACI cannot mount")]

@@ -225,7 +225,8 @@ pub struct Volume {
     pub git_repo: Option<GitRepoVolume>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An Azure Files share; the account key is write-only (GET leaves it out).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureFileVolume {
     pub share_name: String,
@@ -234,6 +235,17 @@ pub struct AzureFileVolume {
     pub storage_account_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+}
+
+impl std::fmt::Debug for AzureFileVolume {
+    // The account key never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureFileVolume")
+            .field("share_name", &self.share_name)
+            .field("storage_account_name", &self.storage_account_name)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -277,7 +277,7 @@ fn volumes_become_aci_volumes() {
                 "share",
                 &[
                     (STORAGE_ACCOUNT_NAME, "account\n"),
-                    (STORAGE_ACCOUNT_KEY, "key"),
+                    (STORAGE_ACCOUNT_KEY, "s3cret-key"),
                 ],
             ),
         ],
@@ -291,7 +291,7 @@ fn volumes_become_aci_volumes() {
             { "name": "config", "secret": { "key": "dmFsdWU=" } },
             { "name": "share", "azureFile": {
                 "shareName": "data", "storageAccountName": "account",
-                "storageAccountKey": "key", "readOnly": true } },
+                "storageAccountKey": "s3cret-key", "readOnly": true } },
             { "name": "repo", "gitRepo": { "repository": "https://example.invalid/r.git", "revision": "main" } },
         ])
     );
@@ -306,6 +306,11 @@ fn volumes_become_aci_volumes() {
         ["scratch", "config", "share", "repo"],
         "the empty volume's mount goes"
     );
+    let debug = format!("{group:?}");
+    assert!(
+        debug.contains("share_name: \"data\"") && !debug.contains("s3cret-key"),
+        "{debug}"
+    );
 
     let without_account = resolved(
         json!({
@@ -315,7 +320,7 @@ fn volumes_become_aci_volumes() {
         &[],
     );
     let error = container_group(&without_account, &settings()).unwrap_err();
-    assert!(error.to_string().contains("secret storage"), "{error}");
+    assert!(error.to_string().contains("Secret storage"), "{error}");
 }
 
 #[test]
