@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vk_tests::{
     aci::Emulator,
     cluster::{Cluster, Namespace},
-    fixtures::{self, describe_pods, get_pod, wait_running},
+    fixtures::{self, describe_pods, get_pod, wait_event, wait_running},
     vk_process::{VkBuilder, VkProcess},
     wait::{wait_for, wait_for_ok},
 };
@@ -245,6 +245,67 @@ fn kubectl_logs_and_exec_reach_the_container() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "through the web socket\n"
+    );
+    vk.assert_running();
+}
+
+#[test]
+fn azure_file_volumes_get_the_storage_account_of_their_secret() {
+    let (cluster, namespace, aci, mut vk) = start("aci-share");
+    let ns = namespace.name();
+    let account_key = "c2hhcmUta2V5LW5vdC1sb2dnZWQ=";
+    cluster.apply(&json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": "storage", "namespace": ns },
+        "stringData": { "azurestorageaccountname": "account", "azurestorageaccountkey": account_key },
+    }));
+    let share = |secret: &str| {
+        json!({
+            "containers": [{
+                "name": "c",
+                "image": fixtures::IMAGE,
+                "volumeMounts": [{ "name": "share", "mountPath": "/share" }],
+            }],
+            "volumes": [{ "name": "share", "azureFile": {
+                "shareName": "data", "secretName": secret, "readOnly": true } }],
+        })
+    };
+    run_pod(cluster, &namespace, &vk, "mounter", share("storage"));
+    let body = aci.put_body(&format!("{ns}-mounter")).expect("a group");
+    let volumes = body["properties"]["volumes"].as_array().expect("volumes");
+    let volume = (volumes.iter().find(|v| v["name"] == "share"))
+        .unwrap_or_else(|| panic!("no volume share: {body}"));
+    assert_eq!(
+        volume["azureFile"],
+        json!({ "shareName": "data", "storageAccountName": "account",
+                "storageAccountKey": account_key, "readOnly": true })
+    );
+
+    // Without its Secret the volume cannot be mounted, and no group is made.
+    cluster.apply(&fixtures::pod(
+        ns,
+        "orphan",
+        vk.node_name(),
+        share("absent"),
+    ));
+    let event = wait_event(
+        cluster,
+        &namespace,
+        "orphan",
+        "Warning",
+        "FailedMount",
+        READY,
+    );
+    assert_eq!(
+        event["message"],
+        r#"MountVolume.SetUp failed for volume "share" : secret "absent" not found"#
+    );
+    assert!(aci.put_body(&format!("{ns}-orphan")).is_none());
+    assert_no_bad_requests(&aci);
+    assert!(
+        !vk.log().contains(account_key),
+        "the account key was logged"
     );
     vk.assert_running();
 }
