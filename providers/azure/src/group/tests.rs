@@ -235,7 +235,7 @@ fn image_pull_secrets_become_registry_credentials() {
         vk_abi::RegistryCredential {
             server: "example.azurecr.io".into(),
             username: "app".into(),
-            password: "pw2".into(),
+            password: "s3cret-pw".into(),
         },
     ];
     let (_, group) = container_group(&pod, &settings()).unwrap();
@@ -243,8 +243,13 @@ fn image_pull_secrets_become_registry_credentials() {
         body(&group)["properties"]["imageRegistryCredentials"],
         json!([
             { "server": "index.docker.io", "username": "me", "password": "pw" },
-            { "server": "example.azurecr.io", "username": "app", "password": "pw2" },
+            { "server": "example.azurecr.io", "username": "app", "password": "s3cret-pw" },
         ])
+    );
+    let debug = format!("{group:?}");
+    assert!(
+        debug.contains("example.azurecr.io") && !debug.contains("s3cret-pw"),
+        "{debug}"
     );
 }
 
