@@ -123,6 +123,16 @@ fn a_deployment_becomes_podman_containers_and_goes_away_with_it() {
             .as_str()
             .unwrap();
         assert!(id.starts_with("docker://"), "{id}");
+        // The kubelet's events, from the provider.
+        let events = fixtures::events(cluster, &namespace, name);
+        for reason in ["Pulled", "Created", "Started"] {
+            assert!(
+                events.iter().any(|e| e["reason"] == reason
+                    && e["involvedObject"]["fieldPath"] == "spec.containers{web}"),
+                "{reason} in {}",
+                fixtures::describe_events(&events)
+            );
+        }
         // The container's real output, through the API server and vk.
         let logs = kubectl(cluster, &["logs", "-n", namespace.name(), name]);
         assert_eq!(text(&logs), format!("serving from {name}\n"), "{logs:?}");
@@ -305,6 +315,7 @@ fn exits_follow_the_restart_policy_and_bad_pods_fail_alone() {
         "{status}"
     );
     assert_eq!(fixtures::phase(&again), "Running");
+    fixtures::wait_event(cluster, &namespace, "again", "Warning", "BackOff", READY);
     let started_ids: Vec<_> = podman
         .containers(vk.node_name())
         .into_iter()

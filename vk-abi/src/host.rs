@@ -20,7 +20,7 @@ use crate::{
         TerminalSize,
     },
     stats::{PodStats, Summary},
-    types::{ExecOptions, LogOptions, PortForwardOptions, ProviderInit, ResolvedPod},
+    types::{ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, ResolvedPod},
 };
 
 /// A provider instance, as the host sees it.
@@ -93,9 +93,20 @@ impl ProviderClient {
         decode(answer(self.raw.list_pods())?)
     }
     /// Registers `on_change`; answers false when the provider must be polled instead.
-    pub fn notify_pods(&self, on_change: impl Fn(Pod) + Send + Sync + 'static) -> Result<bool> {
-        let notifier = PodNotifier_TO::from_value(Callback(on_change), TD_Opaque);
-        answer(self.raw.notify_pods(notifier))
+    /// Registers `on_change` for pod status changes and `on_event` for the provider's events.
+    pub fn notify_pods(
+        &self,
+        on_change: impl Fn(Pod) + Send + Sync + 'static,
+        on_event: impl Fn(PodEvent) + Send + Sync + 'static,
+    ) -> Result<bool> {
+        let callbacks = PodCallbacks {
+            on_change,
+            on_event,
+        };
+        answer(
+            self.raw
+                .notify_pods(PodNotifier_TO::from_value(callbacks, TD_Opaque)),
+        )
     }
     pub fn configure_node(&self, node: &Node) -> Result<Node> {
         decode(answer(
@@ -210,10 +221,21 @@ fn catch<T>(fallback: T, call: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(call)).unwrap_or(fallback)
 }
 
-impl<F: Fn(Pod) + Send + Sync> PodNotifier for Callback<F> {
+/// The host closures behind a [`PodNotifier`].
+struct PodCallbacks<C, E> {
+    on_change: C,
+    on_event: E,
+}
+
+impl<C: Fn(Pod) + Send + Sync, E: Fn(PodEvent) + Send + Sync> PodNotifier for PodCallbacks<C, E> {
     fn pod_changed(&self, pod: RSlice<'_, u8>) {
         if let Ok(pod) = serde_json::from_slice(pod.as_slice()) {
-            catch((), || (self.0)(pod));
+            catch((), || (self.on_change)(pod));
+        }
+    }
+    fn pod_event(&self, event: RSlice<'_, u8>) {
+        if let Ok(event) = serde_json::from_slice(event.as_slice()) {
+            catch((), || (self.on_event)(event));
         }
     }
 }

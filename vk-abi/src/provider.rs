@@ -15,7 +15,7 @@ use crate::{
     error::{ProviderError, Result},
     raw::{ByteSinkBox, ByteSourceBox, NodeNotifierBox, PodNotifierBox, ResizeSourceBox},
     stats::{PodStats, Summary},
-    types::{ExecOptions, LogOptions, PortForwardOptions, ProviderInit, ResolvedPod},
+    types::{ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, ResolvedPod},
 };
 
 pub use crate::raw::TerminalSize;
@@ -105,7 +105,8 @@ pub trait Provider: Send + Sync + Sized + 'static {
     }
 }
 
-/// Tells the host that a pod's status changed. Cheap to clone.
+/// Tells the host that a pod's status changed, or that something happened to a pod. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct PodNotifier(Arc<PodNotifierBox>);
 
@@ -116,6 +117,13 @@ impl PodNotifier {
     pub fn notify(&self, pod: &Pod) {
         if let Ok(json) = serde_json::to_vec(pod) {
             self.0.pod_changed(RSlice::from_slice(&json));
+        }
+    }
+    /// Has the host record `event` as a Kubernetes event on its pod (hosts before ABI 1.2
+    /// ignore it).
+    pub fn event(&self, event: &PodEvent) {
+        if let Ok(json) = serde_json::to_vec(event) {
+            self.0.pod_event(RSlice::from_slice(&json));
         }
     }
 }

@@ -169,6 +169,11 @@ pub trait PodNotifier: Send + Sync {
     /// Called with a JSON `Pod` whose status changed.
     #[sabi(last_prefix_field)]
     fn pod_changed(&self, pod: RSlice<'_, u8>);
+    /// ABI 1.2: something happened to a pod that a user should see as a Kubernetes event
+    /// (`types::PodEvent` as JSON). Hosts before 1.2 drop it.
+    fn pod_event(&self, event: RSlice<'_, u8>) {
+        let _ = event;
+    }
 }
 
 #[sabi_trait]

@@ -125,3 +125,24 @@ pub struct PortForwardOptions {
     pub pod: String,
     pub port: u16,
 }
+
+/// Something that happened to a pod, for the host to record as a Kubernetes event on it (the
+/// kubelet's `Pulling`, `Started`, `BackOff`, ... or the backend's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodEvent {
+    pub namespace: String,
+    pub name: String,
+    /// The pod's UID: an event about a predecessor of the same name is dropped.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// UpperCamelCase, as `Pulled` or `BackOff`.
+    pub reason: String,
+    pub message: String,
+    /// The part of the pod concerned, as `spec.containers{app}`.
+    #[serde(default)]
+    pub field_path: Option<String>,
+}

@@ -28,7 +28,7 @@ use kube::{
     },
 };
 use tokio::sync::watch;
-use vk_abi::{ErrorKind, ProviderError};
+use vk_abi::{ErrorKind, PodEvent, ProviderError};
 
 use crate::{
     events::{EventType, Recorder},
@@ -291,12 +291,15 @@ impl PodController {
 
     /// Registers for provider notifications, or polls providers that cannot notify.
     async fn listen_to_provider(&self) {
-        let this = self.clone();
+        let (this, that) = (self.clone(), self.clone());
         let notifies = self
             .inner
             .provider
             .call("notify_pods", move |p| {
-                p.notify_pods(move |pod| this.provider_reported(&pod))
+                p.notify_pods(
+                    move |pod| this.provider_reported(&pod),
+                    move |event| that.provider_event(event),
+                )
             })
             .await;
         match notifies {
@@ -317,6 +320,27 @@ impl PodController {
 
     /// A pod status from the provider: written to the API, and wakes the pod's sync when it
     /// matters (a pod IP to resolve, a deletion to finish).
+    /// Records the provider's event on its pod, if the API still has that pod.
+    fn provider_event(&self, event: PodEvent) {
+        let key = PodKey {
+            namespace: event.namespace,
+            name: event.name,
+        };
+        let Some(pod) = self.inner.store.get(&key.object_ref()) else {
+            return;
+        };
+        if event.uid.is_some() && event.uid != pod.metadata.uid {
+            return;
+        }
+        let kind = match event.type_.as_str() {
+            "Warning" => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        self.inner
+            .recorder
+            .pod(&pod, kind, &event.reason, &event.message, event.field_path);
+    }
+
     fn provider_reported(&self, pod: &Pod) {
         let (Some(key), Some(status)) = (PodKey::of(pod), pod.status.clone()) else {
             return;

@@ -17,7 +17,7 @@ use bollard::{
 };
 use futures::StreamExt as _;
 use vk_abi::{
-    PodNotifier, ResolvedPod, VolumeFile,
+    PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
         Container, ContainerStateTerminated, ContainerStateWaiting, Pod, PodSpec,
     },
@@ -27,11 +27,15 @@ use vk_abi::{
 use crate::{
     config::Config,
     engine::Engine,
-    images::{self, ImageError},
+    images::{self, ImageError, Pull},
     inventory::{self, Listed, PodView},
     spec::{self, ContainerPlan, PodIdentity, PodPlan, Role, SpecError},
     status::{self, Memory},
 };
+
+/// Kubernetes event types.
+const NORMAL: &str = "Normal";
+const WARNING: &str = "Warning";
 
 /// The kubelet's crash-loop back-off: 10 s, doubling, at most 5 minutes.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
@@ -229,13 +233,40 @@ impl Backend {
             None => {}
         }
         for container in std::iter::once(&plan.infra).chain(&plan.containers) {
-            images::ensure(
+            let image = &container.image;
+            let outcome = images::ensure(
                 &self.engine,
-                &container.image,
+                image,
                 container.pull_policy,
                 &resolved.registry_credentials,
             )
-            .await?;
+            .await;
+            if container.role == Role::Infra {
+                outcome?;
+                continue;
+            }
+            let (kind, reason, message) = match &outcome {
+                Ok(Pull::Present) => (
+                    NORMAL,
+                    "Pulled",
+                    format!("Container image {image:?} already present on machine"),
+                ),
+                Ok(Pull::Pulled) => (
+                    NORMAL,
+                    "Pulled",
+                    format!("Successfully pulled image {image:?}"),
+                ),
+                Err(error) => (WARNING, "Failed", error.to_string()),
+            };
+            self.event(
+                &identity,
+                container.role,
+                &container.name,
+                kind,
+                reason,
+                message,
+            );
+            outcome?;
         }
         let created = match self.create_objects(&plan).await {
             Ok(created) => created,
@@ -301,6 +332,15 @@ impl Backend {
             let id = self
                 .create_container(&plan.identity, container, body)
                 .await?;
+            let message = format!("Created container: {}", container.name);
+            self.event(
+                &plan.identity,
+                container.role,
+                &container.name,
+                NORMAL,
+                "Created",
+                message,
+            );
             self.write_files(&id, &container.files)
                 .await
                 .map_err(engine_error(format!(
@@ -372,9 +412,7 @@ impl Backend {
                 }
                 continue;
             }
-            if let Err(error) = self.engine.docker.start_container(id, None).await {
-                self.start_failed(&identity, name, &error);
-            }
+            self.start(&identity, *role, name, id).await;
         }
         self.notify(&identity.namespace, &identity.name).await;
     }
@@ -388,8 +426,7 @@ impl Backend {
         restart_policy: &str,
     ) -> bool {
         loop {
-            if let Err(error) = self.engine.docker.start_container(id, None).await {
-                self.start_failed(identity, name, &error);
+            if !self.start(identity, Role::Init, name, id).await {
                 self.notify(&identity.namespace, &identity.name).await;
                 return false;
             }
@@ -414,7 +451,7 @@ impl Backend {
                 self.notify(&identity.namespace, &identity.name).await;
                 return false;
             }
-            let delay = self.back_off(identity, name, exit_code).await;
+            let delay = self.back_off(identity, Role::Init, name, exit_code).await;
             tokio::time::sleep(delay).await;
             if self.is_deleting(&identity.uid) {
                 return false;
@@ -426,13 +463,27 @@ impl Backend {
         }
     }
 
-    fn start_failed(&self, identity: &PodIdentity, name: &str, error: &bollard::errors::Error) {
+    /// Starts container `name`; a failure is remembered for its status and reported.
+    async fn start(&self, identity: &PodIdentity, role: Role, name: &str, id: &str) -> bool {
+        let Err(error) = self.engine.docker.start_container(id, None).await else {
+            let message = format!("Started container {name}");
+            self.event(identity, role, name, NORMAL, "Started", message);
+            return true;
+        };
         log::warn!(
             "cannot start container {name} of {}/{}: {error}",
             identity.namespace,
             identity.name
         );
         let message = error.to_string();
+        self.event(
+            identity,
+            role,
+            name,
+            WARNING,
+            "Failed",
+            format!("Error: {message}"),
+        );
         self.remember(&identity.uid, |memory| {
             memory.waiting.insert(
                 name.to_string(),
@@ -442,11 +493,47 @@ impl Backend {
                 },
             );
         });
+        false
+    }
+
+    /// Has vk record an event on the pod, about container `name` unless it is the infra one.
+    fn event(
+        &self,
+        identity: &PodIdentity,
+        role: Role,
+        name: &str,
+        kind: &str,
+        reason: &str,
+        message: String,
+    ) {
+        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+            return;
+        };
+        let field_path = match role {
+            Role::Infra => None,
+            Role::Init => Some(format!("spec.initContainers{{{name}}}")),
+            Role::App => Some(format!("spec.containers{{{name}}}")),
+        };
+        notifier.event(&PodEvent {
+            namespace: identity.namespace.clone(),
+            name: identity.name.clone(),
+            uid: Some(identity.uid.clone()),
+            type_: kind.to_string(),
+            reason: reason.to_string(),
+            message,
+            field_path,
+        });
     }
 
     /// Records the exit of `name` and the wait before its restart, tells vk, and returns the
     /// wait.
-    async fn back_off(&self, identity: &PodIdentity, name: &str, exit_code: i64) -> Duration {
+    async fn back_off(
+        &self,
+        identity: &PodIdentity,
+        role: Role,
+        name: &str,
+        exit_code: i64,
+    ) -> Duration {
         let restarts = self
             .memory(&identity.uid)
             .restarts
@@ -468,6 +555,11 @@ impl Backend {
             identity.namespace,
             identity.name
         );
+        let event = format!(
+            "Back-off restarting failed container {name} in pod {}_{}({})",
+            identity.name, identity.namespace, identity.uid
+        );
+        self.event(identity, role, name, WARNING, "BackOff", event);
         self.remember(&identity.uid, |memory| {
             memory.waiting.insert(
                 name.to_string(),
@@ -525,7 +617,7 @@ impl Backend {
         self.remember(&identity.uid, |memory| {
             memory.last_terminated.insert(name.to_string(), terminated);
         });
-        let delay = self.back_off(identity, name, exit_code).await;
+        let delay = self.back_off(identity, Role::App, name, exit_code).await;
         let (this, identity, name, id) = (
             self.clone(),
             identity.clone(),
@@ -541,9 +633,7 @@ impl Backend {
                 *memory.restarts.entry(name.clone()).or_default() += 1;
                 memory.waiting.remove(&name);
             });
-            if let Err(error) = this.engine.docker.start_container(&id, None).await {
-                this.start_failed(&identity, &name, &error);
-            }
+            this.start(&identity, Role::App, &name, &id).await;
             this.notify(&identity.namespace, &identity.name).await;
         });
     }
@@ -612,6 +702,8 @@ impl Backend {
                 .iter()
                 .filter(|c| c.role != Role::Infra && c.running)
                 .map(|c| {
+                    let message = format!("Stopping container {}", c.name);
+                    this.event(&identity, c.role, &c.name, NORMAL, "Killing", message);
                     let options = StopContainerOptionsBuilder::new().t(grace).build();
                     this.engine.docker.stop_container(&c.id, Some(options))
                 });

@@ -27,16 +27,23 @@ pub enum ImageError {
     },
 }
 
+/// How an image came to be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull {
+    Present,
+    Pulled,
+}
+
 /// Makes `image` present according to `policy`.
 pub async fn ensure(
     engine: &Engine,
     image: &str,
     policy: PullPolicy,
     credentials: &[RegistryCredential],
-) -> Result<(), ImageError> {
+) -> Result<Pull, ImageError> {
     if policy != PullPolicy::Always {
         match engine.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(Pull::Present),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
@@ -51,7 +58,8 @@ pub async fn ensure(
             return Err(ImageError::NeverPull(image.to_string()));
         }
     }
-    pull(engine, image, credentials).await
+    pull(engine, image, credentials).await?;
+    Ok(Pull::Pulled)
 }
 
 async fn pull(

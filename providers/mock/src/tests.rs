@@ -118,7 +118,10 @@ fn pods_run_at_once_and_every_change_is_notified() {
     let sender = Mutex::new(sender);
     assert!(
         client
-            .notify_pods(move |pod: Pod| sender.lock().unwrap().send(pod).unwrap())
+            .notify_pods(
+                move |pod: Pod| sender.lock().unwrap().send(pod).unwrap(),
+                |_event| {}
+            )
             .unwrap()
     );
 
