@@ -4,8 +4,9 @@
 # Deployment and shows the node Ready and its pods Running. Ctrl-C stops vk and the control
 # plane this script started.
 #
-# Options (environment): VK_PROVIDER (default mock), VK_NODE_NAME (default virtual-kubelet),
-# VK_LISTEN_PORT (default 10250), VK_PROVIDER_CONFIG (a file), RUST_LOG.
+# Options (environment): VK_PROVIDER (default mock; `hyper` runs real containers on Podman, set up
+# by scripts/podman.sh), VK_NODE_NAME (default virtual-kubelet), VK_LISTEN_PORT (default 10250),
+# VK_PROVIDER_CONFIG (a file), RUST_LOG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,15 +34,35 @@ else
 fi
 
 vk_pid=""
+started_podman=false
 cleanup() {
   trap - EXIT INT TERM
   [[ -n $vk_pid ]] && kill "$vk_pid" 2>/dev/null && wait "$vk_pid" 2>/dev/null
-  if $started_cluster; then scripts/cluster.sh down >&2 || true; fi
+  if $started_cluster; then
+    scripts/cluster.sh down >&2 || true
+    # vk leaves its pods running for the next vk to adopt; with the cluster gone, none will.
+    [[ $provider == hyper ]] && scripts/podman.sh clean-node "$node"
+  fi
+  if $started_podman; then scripts/podman.sh down; fi
   echo "run: stopped" >&2
 }
 trap cleanup EXIT INT TERM
 
 config_args=()
+if [[ $provider == hyper && -z ${VK_PROVIDER_CONFIG:-} ]]; then
+  # Real containers on this machine: Podman's API service and its local busybox image.
+  scripts/install-deps.sh --tests
+  podman_up=$(scripts/podman.sh up)
+  echo "$podman_up" >&2
+  [[ $podman_up == *"service up"* ]] && started_podman=true
+  VK_PROVIDER_CONFIG=$log_dir/hyper.toml
+  cat >"$VK_PROVIDER_CONFIG" <<CONFIG
+$(scripts/podman.sh env | sed -n 's/^export DOCKER_HOST=\(.*\)/endpoint = "\1"/p')
+[infra]
+image = "localhost/vk-busybox:latest"
+command = ["sleep", "2147483647"]
+CONFIG
+fi
 [[ -n ${VK_PROVIDER_CONFIG:-} ]] && config_args=(--provider-config "$VK_PROVIDER_CONFIG")
 echo "run: starting vk (log: $log_dir/vk.log)" >&2
 target/debug/vk --kubeconfig "$vk_kubeconfig" --nodename "$node" --provider "$provider" \
