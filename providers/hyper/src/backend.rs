@@ -673,17 +673,7 @@ impl Backend {
     /// Stops the pod's containers within `grace` seconds and removes them, in the background.
     pub async fn delete(self: &Arc<Self>, pod: &Pod, grace: i64) -> Result<(), PodError> {
         let identity = PodIdentity::of(pod)?;
-        let listed = inventory::list(
-            &self.engine,
-            &self.node_name,
-            Some((&identity.namespace, &identity.name)),
-        )
-        .await
-        .map_err(engine_error("cannot list the pod's containers"))?;
-        let listed: Vec<_> = listed
-            .into_iter()
-            .filter(|c| c.identity.uid == identity.uid)
-            .collect();
+        let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
             self.memories
                 .lock()
@@ -736,9 +726,8 @@ impl Backend {
         Ok(())
     }
 
-    /// Force-removes the pod's containers (the infra container last: the others use its
-    /// namespaces) and volumes.
-    async fn remove_objects(&self, identity: &PodIdentity) -> Result<(), PodError> {
+    /// The containers of exactly this pod (not of a predecessor of the same name).
+    async fn containers_of(&self, identity: &PodIdentity) -> Result<Vec<Listed>, PodError> {
         let listed = inventory::list(
             &self.engine,
             &self.node_name,
@@ -746,9 +735,19 @@ impl Backend {
         )
         .await
         .map_err(engine_error("cannot list the pod's containers"))?;
-        let (infra, others): (Vec<_>, Vec<_>) = listed
+        Ok(listed
             .into_iter()
             .filter(|c| c.identity.uid == identity.uid)
+            .collect())
+    }
+
+    /// Force-removes the pod's containers (the infra container last: the others use its
+    /// namespaces) and volumes.
+    async fn remove_objects(&self, identity: &PodIdentity) -> Result<(), PodError> {
+        let (infra, others): (Vec<_>, Vec<_>) = self
+            .containers_of(identity)
+            .await?
+            .into_iter()
             .partition(|c| c.role == Role::Infra);
         for group in [others, infra] {
             let removals = group.iter().map(|c| {
