@@ -87,8 +87,10 @@ fn a_deployment_becomes_podman_containers_and_goes_away_with_it() {
         "web",
         "echo serving from $HOSTNAME; exec httpd -f -p 8080 -h /etc"
     )]);
+    let applied = std::time::Instant::now();
     cluster.apply(&deployment);
     let pods = wait_running(cluster, &namespace, "app=web", &node, 3, READY);
+    eprintln!("3 pods Running {:.1?} after the apply", applied.elapsed());
 
     let containers = podman.containers(&node);
     eprintln!("podman ps for node {node}:");

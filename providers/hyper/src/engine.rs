@@ -2,6 +2,9 @@
 //! certificates; Hyper.sh request signing when credentials are configured; and the API version
 //! negotiated once the engine answers.
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
