@@ -236,6 +236,41 @@ fn a_pods_containers_share_localhost_volumes_and_run_exec() {
         "{output:?}"
     );
 
+    // A terminal of the client's size: kubectl runs on a pseudo-terminal (`script`). The size
+    // reaches the engine as a resize just after the process starts (Podman ignores a size given
+    // at creation), hence the pause before reading it.
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let kubectl_line = [
+        cluster.kubectl_path().to_str().unwrap(),
+        "--kubeconfig",
+        cluster.kubeconfig().to_str().unwrap(),
+        "exec",
+        "-it",
+        "-n",
+        ns,
+        "pair",
+        "-c",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "tty; sleep 1; stty size",
+    ]
+    .map(quote)
+    .join(" ");
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty rows 45 cols 123; {kubectl_line}"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let terminal = text(&output);
+    assert!(terminal.contains("/dev/pts/"), "{terminal}");
+    assert!(terminal.contains("45 123"), "{terminal}");
+
     // stdin through the real container.
     let mut child = cluster
         .kubectl_command()
