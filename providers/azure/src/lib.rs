@@ -9,6 +9,7 @@
 mod arm;
 mod auth;
 mod config;
+mod events;
 mod group;
 mod model;
 mod operation;

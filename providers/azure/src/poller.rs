@@ -2,7 +2,8 @@
 //! once, then GETs (for the instance view, which lists lack) only the groups that are new,
 //! whose `provisioningState` changed, or that are still settling, plus a small rotating share of
 //! the settled ones, so that a container exiting in a Running group is seen within a few ticks
-//! without one GET per pod per tick. Every status change is pushed to vk.
+//! without one GET per pod per tick. Every status change is pushed to vk, and the new entries
+//! of the groups' and containers' event lists become Kubernetes events (see [`events`]).
 
 use std::{
     collections::HashMap,
@@ -12,13 +13,17 @@ use std::{
 
 use vk_abi::{
     PodNotifier,
-    k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+    k8s_openapi::{
+        api::core::v1::{
+            ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+        },
+        jiff::Timestamp,
     },
 };
 
 use crate::{
     arm::{Arm, ArmError},
+    events::{self, Seen},
     group::TAG_NODE,
     model::ContainerGroup,
     status,
@@ -34,6 +39,8 @@ struct Tracked {
     pod: Pod,
     /// The tick of the last GET.
     refreshed: u64,
+    /// The group's events as of the last GET.
+    events: Seen,
 }
 
 impl Tracked {
@@ -65,6 +72,8 @@ pub struct Poller {
     /// Why the last list failed, if it did.
     health: Mutex<Option<String>>,
     tick: Mutex<u64>,
+    /// Events from before are left to the vk that ran then.
+    started: Timestamp,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +93,7 @@ impl Poller {
             notifier: Mutex::default(),
             health: Mutex::default(),
             tick: Mutex::default(),
+            started: Timestamp::now(),
         }
     }
 
@@ -178,7 +188,8 @@ impl Poller {
         }
     }
 
-    /// Records what a GET returned and notifies vk if the pod's status changed.
+    /// Records what a GET returned, notifies vk if the pod's status changed, and passes on the
+    /// group's new events.
     pub fn observe(&self, name: &str, group: &ContainerGroup, tick: u64) {
         let spec = lock(&self.specs).get(name).cloned();
         let pod = match spec {
@@ -192,16 +203,25 @@ impl Poller {
                 None => return,
             },
         };
-        let previous = lock(&self.groups).insert(
-            name.to_string(),
-            Tracked {
+        // Decided under the lock, so that concurrent GETs of one group pass each entry on once.
+        let (news, previous) = {
+            let mut groups = lock(&self.groups);
+            let seen = groups.get(name).map(|t| &t.events);
+            let (news, events) =
+                events::news(group, seen.unwrap_or(&Seen::default()), self.started);
+            let tracked = Tracked {
                 provisioning: group.properties.provisioning_state.clone(),
                 pod: pod.clone(),
                 refreshed: tick,
-            },
-        );
+                events,
+            };
+            (news, groups.insert(name.to_string(), tracked))
+        };
         if previous.is_none_or(|p| p.pod.status != pod.status) {
             self.notify(&pod);
+        }
+        if let Some(notifier) = lock(&self.notifier).as_ref() {
+            news.iter().for_each(|event| notifier.event(event));
         }
     }
 

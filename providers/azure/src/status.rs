@@ -1,7 +1,7 @@
 //! A container group's instance view as Kubernetes pod status: phase, conditions, container
-//! states (current and previous, exit codes, restart counts, start times) and the pod IP. ACI
-//! events have no way into Kubernetes events through vk's ABI, so the latest one becomes the
-//! message of a waiting container or a pending pod.
+//! states (current and previous, exit codes, restart counts, start times) and the pod IP. The
+//! latest ACI event also explains a waiting container or a pending pod, as the kubelet's waiting
+//! messages do (every event becomes a Kubernetes event too, see [`crate::events`]).
 
 use vk_abi::k8s_openapi::{
     api::core::v1::{

@@ -15,6 +15,7 @@ fn settled_groups_are_running_or_finished() {
             ..Pod::default()
         },
         refreshed: 0,
+        events: Seen::default(),
     };
     let running = status(json!({ "phase": "Running", "containerStatuses": [
         { "name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
