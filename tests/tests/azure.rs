@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vk_tests::{
     aci::Emulator,
     cluster::{Cluster, Namespace},
-    fixtures::{self, describe_pods, get_pod, wait_event, wait_running},
+    fixtures::{self, describe_events, describe_pods, get_pod, wait_event, wait_running},
     vk_process::{VkBuilder, VkProcess},
     wait::{wait_for, wait_for_ok},
 };
@@ -86,6 +86,34 @@ fn run_pod(cluster: &Cluster, namespace: &Namespace, vk: &VkProcess, name: &str,
             Err(describe_pods(&[pod]))
         }
     });
+}
+
+/// Fails unless pod `name` has exactly one event of each of `reasons`.
+fn assert_recorded_once(cluster: &Cluster, namespace: &Namespace, name: &str, reasons: &[&str]) {
+    let events = fixtures::events(cluster, namespace, name);
+    for reason in reasons {
+        let count = events.iter().filter(|e| e["reason"] == *reason).count();
+        assert_eq!(count, 1, "{reason}: {}", describe_events(&events));
+    }
+}
+
+/// Waits for the container events ACI lists when a group starts, each about container `c`.
+fn wait_start_events(cluster: &Cluster, namespace: &Namespace, name: &str) {
+    for (reason, message) in [
+        ("Pulling", format!("pulling image \"{}\"", fixtures::IMAGE)),
+        (
+            "Pulled",
+            format!("Successfully pulled image \"{}\"", fixtures::IMAGE),
+        ),
+        ("Started", "Started container".into()),
+    ] {
+        let event = wait_event(cluster, namespace, name, "Normal", reason, READY);
+        assert_eq!(
+            event["involvedObject"]["fieldPath"], "spec.containers{c}",
+            "{event}"
+        );
+        assert_eq!(event["message"], message.as_str(), "{event}");
+    }
 }
 
 #[test]
@@ -184,7 +212,22 @@ fn a_container_exit_shows_as_terminated_with_its_exit_code() {
         "job",
         json!({ "restartPolicy": "Never" }),
     );
+    wait_start_events(cluster, &namespace, "job");
     let group = format!("{}-job", namespace.name());
+    // The group's own events concern no container.
+    let message = "the group's host is being serviced";
+    assert!(aci.add_group_event(&group, "HostMaintenance", message, "Warning"));
+    let event = wait_event(
+        cluster,
+        &namespace,
+        "job",
+        "Warning",
+        "HostMaintenance",
+        READY,
+    );
+    assert_eq!(event["message"], message);
+    assert!(event["involvedObject"]["fieldPath"].is_null(), "{event}");
+
     assert!(aci.exit_container(&group, "c", 3), "no group {group}");
     let terminated = wait_for_ok("container c to be terminated", READY, || {
         let pod = get_pod(cluster, &namespace, "job");
@@ -197,6 +240,18 @@ fn a_container_exit_shows_as_terminated_with_its_exit_code() {
     });
     assert_eq!(terminated["exitCode"], 3, "{terminated}");
     assert_eq!(terminated["reason"], "Error", "{terminated}");
+    let event = wait_event(cluster, &namespace, "job", "Warning", "Terminated", READY);
+    assert_eq!(event["message"], "Container c terminated with exit code 3");
+    assert_eq!(event["involvedObject"]["fieldPath"], "spec.containers{c}");
+    // Polls later, each ACI event was still recorded once.
+    let reasons = [
+        "Pulling",
+        "Pulled",
+        "Started",
+        "HostMaintenance",
+        "Terminated",
+    ];
+    assert_recorded_once(cluster, &namespace, "job", &reasons);
     vk.assert_running();
 }
 
@@ -333,6 +388,7 @@ fn a_burst_of_429s_slows_vk_down_without_losing_a_pod() {
 fn restarted_vk_adopts_the_existing_groups() {
     let (cluster, namespace, aci, mut vk) = start("aci-adopt");
     run_pod(cluster, &namespace, &vk, "keeper", json!({}));
+    wait_start_events(cluster, &namespace, "keeper");
     let group = format!("{}-keeper", namespace.name());
     let before = get_pod(cluster, &namespace, "keeper");
     vk.restart();
@@ -346,6 +402,13 @@ fn restarted_vk_adopts_the_existing_groups() {
         describe_pods(std::slice::from_ref(&after))
     );
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    // The new vk leaves the events of before its start to the old one.
+    assert_recorded_once(
+        cluster,
+        &namespace,
+        "keeper",
+        &["Pulling", "Pulled", "Started"],
+    );
     let touched: Vec<String> = aci
         .requests()
         .iter()

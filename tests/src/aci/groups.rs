@@ -1,6 +1,11 @@
 //! The emulated container groups: what was PUT, and how the groups live on. A group is
 //! `Creating` until its start time, then `Running` with every container running; tests make
 //! containers exit, and the restart policy decides what follows.
+//!
+//! Containers keep events as ACI's instance views list them (`Pulling` on creation, `Pulled` and
+//! `Started` when the group runs, `Terminated` on an exit, a warning unless the code is 0); a
+//! repeat updates its entry's `count` and `lastTimestamp`. ACI seldom lists events on the group
+//! itself: tests add them.
 
 use std::{
     collections::BTreeMap,
@@ -21,6 +26,7 @@ pub struct ContainerLife {
     pub restarts: i32,
     pub previous: Option<Value>,
     pub log: Vec<(Timestamp, String)>,
+    pub events: Vec<Value>,
 }
 
 /// A container group as the emulator keeps it.
@@ -37,12 +43,20 @@ pub struct Group {
     pub events: Vec<Value>,
 }
 
-fn event(name: &str, message: &str) -> Value {
+/// Adds an event (`type` Normal or Warning) to `events`, or counts a repeat of one with the
+/// same name and message.
+pub fn record(events: &mut Vec<Value>, name: &str, message: &str, kind: &str) {
     let now = Timestamp::now().to_string();
-    json!({
-        "count": 1, "firstTimestamp": now, "lastTimestamp": now,
-        "name": name, "message": message, "type": "Normal",
-    })
+    match (events.iter_mut()).find(|e| e["name"] == name && e["message"] == message) {
+        Some(known) => {
+            known["count"] = json!(known["count"].as_i64().unwrap_or(1) + 1);
+            known["lastTimestamp"] = json!(now);
+        }
+        _ => events.push(json!({
+            "count": 1, "firstTimestamp": now, "lastTimestamp": now,
+            "name": name, "message": message, "type": kind,
+        })),
+    }
 }
 
 impl Group {
@@ -51,15 +65,26 @@ impl Group {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| ContainerLife {
-                name: c["name"].as_str().unwrap_or_default().to_string(),
-                state: "Waiting",
-                started: None,
-                finished: None,
-                exit_code: None,
-                restarts: 0,
-                previous: None,
-                log: Vec::new(),
+            .map(|c| {
+                let image = c["properties"]["image"].as_str().unwrap_or_default();
+                let mut events = Vec::new();
+                record(
+                    &mut events,
+                    "Pulling",
+                    &format!("pulling image \"{image}\""),
+                    "Normal",
+                );
+                ContainerLife {
+                    name: c["name"].as_str().unwrap_or_default().to_string(),
+                    state: "Waiting",
+                    started: None,
+                    finished: None,
+                    exit_code: None,
+                    restarts: 0,
+                    previous: None,
+                    log: Vec::new(),
+                    events,
+                }
             })
             .collect();
         Group {
@@ -113,8 +138,14 @@ impl Group {
             container
                 .log
                 .push((now, format!("container {name} started from {image}")));
-            self.events
-                .push(event("Started", &format!("Started container {name}")));
+            let pulled = format!("Successfully pulled image \"{image}\"");
+            record(&mut container.events, "Pulled", &pulled, "Normal");
+            record(
+                &mut container.events,
+                "Started",
+                "Started container",
+                "Normal",
+            );
         }
     }
 
@@ -130,6 +161,9 @@ impl Group {
         };
         let now = Timestamp::now();
         life.log.push((now, format!("exiting with code {code}")));
+        let ended = format!("Container {container} terminated with exit code {code}");
+        let kind = if code == 0 { "Normal" } else { "Warning" };
+        record(&mut life.events, "Terminated", &ended, kind);
         let terminated = json!({
             "state": "Terminated",
             "exitCode": code,
@@ -142,6 +176,7 @@ impl Group {
             life.restarts += 1;
             life.started = Some(now);
             life.state = "Running";
+            record(&mut life.events, "Started", "Started container", "Normal");
         } else {
             life.state = "Terminated";
             life.exit_code = Some(code);
@@ -185,7 +220,7 @@ impl Group {
         let mut view = json!({
             "restartCount": life.restarts,
             "currentState": current,
-            "events": [event("Pulled", &format!("Successfully pulled image {}", self.image(&life.name)))],
+            "events": life.events,
         });
         if let Some(previous) = &life.previous {
             view["previousState"] = previous.clone();
@@ -233,8 +268,9 @@ impl Group {
             .into_iter()
             .flatten()
         {
-            for variable in container["properties"]["environmentVariables"]
-                .as_array_mut()
+            for variable in container["properties"]
+                .get_mut("environmentVariables")
+                .and_then(Value::as_array_mut)
                 .into_iter()
                 .flatten()
             {
@@ -254,3 +290,6 @@ impl Group {
         body
     }
 }
+
+#[cfg(test)]
+mod tests;

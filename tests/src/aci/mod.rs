@@ -1,8 +1,9 @@
 //! An emulator of Azure Container Instances for the azure provider's tests (`tests/azure.rs`):
 //! the AAD v1 token endpoint, the ARM container group operations (create with a long-running
 //! operation, get, list with paging, delete), container logs and exec (a real web socket that
-//! runs a few built-in commands). Request bodies are validated against the API description in
-//! `shared/reference/aci` and answers follow its shapes and status codes.
+//! runs a few built-in commands). Request bodies are validated against the API description
+//! (`shared/reference/aci/` beside the checkout, or the file `VK_ACI_SPEC` names; it is not
+//! copied into the repository) and answers follow its shapes and status codes.
 //!
 //! Tests drive it: containers exit with a code, the next N ARM requests are throttled with
 //! 429, long-running operations take longer, and every request is recorded.
@@ -32,7 +33,7 @@ use std::{
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::{cluster, paths};
+use crate::cluster;
 use groups::Group;
 use schema::Spec;
 
@@ -136,10 +137,7 @@ impl Emulator {
 
     /// Starts the emulator on two free ports of 127.0.0.1.
     pub fn start() -> Self {
-        let spec_path =
-            paths::workspace().join("../shared/reference/aci/containerInstance.2026-05-01.json");
-        let spec = Spec::load(&spec_path)
-            .unwrap_or_else(|e| panic!("cannot load {}: {e}", spec_path.display()));
+        let spec = Spec::find().unwrap_or_else(|e| panic!("{e:#}"));
         let http = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the ARM port");
         let ws = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the exec port");
         let address =
@@ -248,6 +246,17 @@ impl Emulator {
             .groups
             .get_mut(&key)
             .is_some_and(|g| g.exit(container, code))
+    }
+
+    /// Adds an event of `kind` (Normal or Warning) to the group's own instance view; false if
+    /// there is no such group.
+    pub fn add_group_event(&self, group: &str, name: &str, message: &str, kind: &str) -> bool {
+        let key = (Self::RESOURCE_GROUP.to_string(), group.to_string());
+        let mut inner = self.state.lock();
+        inner.groups.get_mut(&key).is_some_and(|g| {
+            groups::record(&mut g.events, name, message, kind);
+            true
+        })
     }
 
     /// Answers the next `requests` ARM requests with 429 and `Retry-After: 1`.

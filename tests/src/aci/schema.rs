@@ -5,9 +5,16 @@
 //! client should send the documented values and fields even though ARM models enums as
 //! extensible strings and drops fields it does not know.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
 use serde_json::Value;
+
+use crate::paths;
+
+/// Names the API description's file, for checkouts without `shared/reference/aci` beside them.
+pub const SPEC_ENV: &str = "VK_ACI_SPEC";
+const SPEC_FILE: &str = "containerInstance.2026-05-01.json";
 
 /// The API description.
 #[derive(Debug)]
@@ -16,7 +23,29 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// The file `VK_ACI_SPEC` names, else `shared/reference/aci/` beside the checkout.
+    pub fn find() -> anyhow::Result<Self> {
+        let (path, origin) = match std::env::var_os(SPEC_ENV) {
+            Some(path) => (PathBuf::from(path), format!("{SPEC_ENV} names it")),
+            None => {
+                let beside = paths::workspace().parent().map(Path::to_path_buf);
+                let shared = beside.unwrap_or_default().join("shared/reference/aci");
+                (shared.join(SPEC_FILE), "beside the checkout".into())
+            }
+        };
+        if !path.is_file() {
+            bail!(
+                "the ACI API description is not at {} ({origin}): set {SPEC_ENV} to the path of \
+                 {SPEC_FILE} (Azure/azure-rest-api-specs, \
+                 specification/containerinstance/resource-manager/Microsoft.ContainerInstance/\
+                 ContainerInstance/stable/2026-05-01/containerInstance.json)",
+                path.display()
+            );
+        }
+        Self::load(&path).with_context(|| format!("cannot load {}", path.display()))
+    }
+
+    fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)?;
         Ok(Spec {
             document: serde_json::from_str(&text)?,
