@@ -2,8 +2,14 @@
 # bench.sh — how fast vk starts and deletes pods against a real control plane, what it costs
 # (memory, CPU, API requests per pod) and how close it gets to what the apiserver allows.
 #
-# Usage: scripts/bench.sh [--pods N] [--mode direct|deployment|both] [--automount on|off|both]
-#                         [--keep] [--port-base P] [--qps Q] [--burst B] [--workers W]
+# Usage: scripts/bench.sh [--provider mock|hyper] [--pods N] [--mode direct|deployment|both]
+#                         [--automount on|off|both] [--keep] [--port-base P] [--qps Q] [--burst B]
+#                         [--workers W]
+#   --provider P    mock (default): pods are Running at once, vk's own cost is measured; hyper:
+#                   pods are real containers on the Podman service of `scripts/podman.sh up`
+#                   (started if needed, left running), image localhost/vk-busybox:latest with
+#                   imagePullPolicy Never running `httpd -f` (exits on SIGTERM), grace period 2 s;
+#                   every container of the bench node is removed after each run and on exit
 #   --pods N        pods per run (default 1000)
 #   --mode M        direct: N pods created with spec.nodeName set (no scheduler), as fast as the
 #                   client can (50 requests in flight); deployment: one Deployment with N replicas
@@ -16,32 +22,34 @@
 #   --qps/--burst/--workers  vk's --kube-api-qps (2000), --kube-api-burst (4000),
 #                   --pod-sync-workers (50)
 #
-# What it does: builds vk, libvk_mock.so and the bench client (scripts/bench, `vk-bench`) in
-# release mode; starts a control plane with `scripts/cluster.sh up --profile bench` (rate limits
-# lifted) as cluster "vk-bench" (recreated from scratch each time), with an audit log recording the
-# requests of node users only; then
+# What it does: builds vk, libvk_mock.so (and libvk_hyper.so for hyper) and the bench client
+# (scripts/bench, `vk-bench`) in release mode; starts a control plane with
+# `scripts/cluster.sh up --profile bench` (rate limits lifted) as cluster "vk-bench" (recreated from
+# scratch each time), with an audit log recording the requests of node users only; then
 #   1. the ceiling: with no vk, `vk-bench ceiling` creates N pods bound to a Node object it made
 #      itself, patches their status to Running, deletes them (50 in flight, admin credentials):
 #      what a plain kube-rs client reaches against this apiserver;
-#   2. for each mode and automount setting, starts a fresh vk (mock provider, its own node name)
+#   2. for each mode and automount setting, starts a fresh vk (the provider, its own node name)
 #      and waits until the node is Ready; `vk-bench run` creates a namespace, watches it, creates the
 #      pods, measures until all are Running, deletes them, measures until the watch sees all gone,
 #      and reads vk's peak RSS and CPU time from /proc, the requests vk made from the audit log and
 #      all requests from apiserver_request_total; then vk is stopped.
 # The report is printed and written to target/bench/<timestamp>.json (logs, vk's and the control
-# plane's included, and the audit log, in target/bench/<timestamp>/). Everything started is stopped on exit.
+# plane's included, and the audit log, in target/bench/<timestamp>/). Everything started is stopped on exit
+# (but the Podman service, which the hyper tests share).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
+provider=mock pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
 cluster=vk-bench
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
 while (($#)); do
   case "$1" in
-    --pods|--mode|--automount|--port-base|--qps|--burst|--workers)
+    --provider|--pods|--mode|--automount|--port-base|--qps|--burst|--workers)
       (($# >= 2)) || die "option $1 needs a value"
       case "$1" in
+        --provider) provider=$2 ;;
         --pods) pods=$2 ;; --mode) mode=$2 ;; --automount) automount=$2 ;;
         --port-base) port_base=$2 ;; --qps) qps=$2 ;; --burst) burst=$2 ;; --workers) workers=$2 ;;
       esac
@@ -52,6 +60,7 @@ while (($#)); do
     *) die "unknown argument $1 (see: $0 --help)" ;;
   esac
 done
+[[ $provider == mock || $provider == hyper ]] || die "--provider must be mock or hyper"
 [[ $pods =~ ^[1-9][0-9]*$ ]] || die "--pods must be a positive number"
 [[ $port_base =~ ^[0-9]+$ ]] || die "--port-base must be a number"
 case $mode in direct) modes=(direct) ;; deployment) modes=(deployment) ;;
@@ -66,7 +75,7 @@ out=$(realpath "$out")
 cluster_args=(--name "$cluster" --profile bench --port-base "$port_base")
 
 # ---------------------------------------------------------------- cleanup
-vk_pid="" cluster_started=false
+vk_pid="" vk_node="" cluster_started=false
 stop_vk() {
   [[ -n $vk_pid ]] || return 0
   kill -TERM "$vk_pid" 2>/dev/null || true
@@ -74,11 +83,15 @@ stop_vk() {
   kill -KILL "$vk_pid" 2>/dev/null || true
   wait "$vk_pid" 2>/dev/null || true
   vk_pid=""
+  # hyper: the engine outlives vk; remove whatever is left of the node's pods.
+  if [[ $provider == hyper ]]; then
+    scripts/podman.sh clean-node "$vk_node" >&2 || { log "could not remove the containers of $vk_node"; return 1; }
+  fi
 }
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  stop_vk
+  stop_vk || rc=1
   if $cluster_started; then
     [[ -z ${cluster_dir:-} ]] || cp -r "$cluster_dir/logs" "$out/cluster-logs" 2>/dev/null || true
     if $keep; then
@@ -92,9 +105,32 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# ---------------------------------------------------------------- the provider's backend
+# Pod options for `vk-bench run` (none for mock: its defaults).
+pod_opts=() packages=(-p vk -p vk-mock -p vk-bench) libs=libvk_mock.so
+if [[ $provider == hyper ]]; then
+  scripts/podman.sh up >&2
+  eval "$(scripts/podman.sh env)"
+  cat >"$out/hyper.toml" <<EOF
+endpoint = "${DOCKER_HOST:?scripts/podman.sh env printed no DOCKER_HOST}"
+
+[capacity]
+cpu = "10000"
+memory = "10000Gi"
+pods = "20000"
+
+[infra]
+image = "localhost/vk-busybox:latest"
+command = ["sleep", "2147483647"]
+EOF
+  pod_opts=(--image localhost/vk-busybox:latest --pull-policy Never
+    --command "httpd -f -p 8080 -h /etc" --grace 2)
+  packages+=(-p vk-hyper) libs+=", libvk_hyper.so"
+fi
+
 # ---------------------------------------------------------------- build
-log "building vk, libvk_mock.so and vk-bench (release)"
-cargo build --release --quiet -p vk -p vk-mock -p vk-bench
+log "building vk, $libs and vk-bench (release)"
+cargo build --release --quiet "${packages[@]}"
 bench=target/release/vk-bench
 scripts/cluster/build.sh >/dev/null
 
@@ -132,10 +168,14 @@ results=("$out/ceiling.json")
 
 # ---------------------------------------------------------------- vk runs
 start_vk() { # start_vk NODE PORT LOG
-  local node=$1 port=$2 vk_log=$3 kubeconfig config=$out/$1.provider.json
+  local node=$1 port=$2 vk_log=$3 kubeconfig config=$out/hyper.toml
   kubeconfig=$(scripts/cluster.sh node-kubeconfig "$node" --name "$cluster")
-  printf '{"%s": {"pods": "20000", "cpu": "10000", "memory": "10000Gi"}}\n' "$node" >"$config"
-  target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider mock \
+  if [[ $provider == mock ]]; then
+    config=$out/$node.provider.json
+    printf '{"%s": {"pods": "20000", "cpu": "10000", "memory": "10000Gi"}}\n' "$node" >"$config"
+  fi
+  vk_node=$node
+  target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider "$provider" \
     --plugin-dir target/release --node-ip 127.0.0.1 --listen-port "$port" --provider-config "$config" \
     --kube-api-qps "$qps" --kube-api-burst "$burst" --pod-sync-workers "$workers" >"$vk_log" 2>&1 &
   vk_pid=$!
@@ -152,23 +192,23 @@ start_vk() { # start_vk NODE PORT LOG
 port=$((port_base + 10))
 for m in "${modes[@]}"; do
   for t in "${tokens[@]}"; do
-    label=$m-token-$t node=vk-$m-token-$t
+    label=$m-token-$t node=vk-$provider-$m-token-$t
     log "$label: starting vk as node $node"
     start_vk "$node" "$port" "$out/vk-$label.log"
     port=$((port + 1))
     "$bench" run "${common[@]}" "${procs[@]}" --mode "$m" --automount "$([[ $t == on ]] && echo true || echo false)" \
       --namespace "bench-$label" --node "$node" --vk-pid "$vk_pid" --audit-log "$audit_log" \
-      --label "$label" --out "$out/$label.json"
+      --label "$label" --provider "$provider" "${pod_opts[@]}" --out "$out/$label.json"
     results+=("$out/$label.json")
     stop_vk
   done
 done
 
 # ---------------------------------------------------------------- report
-meta=$(jq -n --arg pods "$pods" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
+meta=$(jq -n --arg provider "$provider" --arg pods "$pods" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
   --arg dirty "$(git status --porcelain 2>/dev/null | grep -c . || true)" --arg cores "$(nproc)" \
   --arg vk_flags "--kube-api-qps $qps --kube-api-burst $burst --pod-sync-workers $workers" \
   --arg cluster "scripts/cluster.sh up --profile bench" --arg logs "$out" \
-  '{pods: ($pods|tonumber), commit: $commit, uncommitted_files: ($dirty|tonumber), cores: ($cores|tonumber),
+  '{provider: $provider, pods: ($pods|tonumber), commit: $commit, uncommitted_files: ($dirty|tonumber), cores: ($cores|tonumber),
     vk_flags: $vk_flags, cluster: $cluster, logs: $logs, client_concurrency: 50}')
 "$bench" report --out "target/bench/$stamp.json" --meta "$meta" "${results[@]}"

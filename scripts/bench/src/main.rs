@@ -97,6 +97,29 @@ struct RunArgs {
     /// A name for this run in the report.
     #[arg(long)]
     label: String,
+    /// The provider vk runs (recorded in the report).
+    #[arg(long, default_value = "mock")]
+    provider: String,
+    #[command(flatten)]
+    pod: PodOptions,
+}
+
+/// What the bench pods' container runs; unset options keep the defaults (busybox running
+/// `sleep infinity`, the apiserver's pull policy and grace period).
+#[derive(Debug, Default, clap::Args)]
+struct PodOptions {
+    /// The container image.
+    #[arg(long)]
+    image: Option<String>,
+    /// The container's imagePullPolicy.
+    #[arg(long)]
+    pull_policy: Option<String>,
+    /// The container's command, words separated by spaces.
+    #[arg(long, value_delimiter = ' ')]
+    command: Option<Vec<String>>,
+    /// terminationGracePeriodSeconds.
+    #[arg(long)]
+    grace: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,11 +172,31 @@ fn log(message: impl AsRef<str>) {
 
 const TAINT_KEY: &str = "virtual-kubelet.io/provider";
 
-fn pod_spec(node_name: Option<&str>, node_selector: Option<&str>, automount: bool) -> Value {
+fn container(pod: &PodOptions) -> Value {
+    let mut container = json!({
+        "name": "c",
+        "image": pod.image.as_deref().unwrap_or("busybox"),
+        "command": pod.command.as_deref().map_or(json!(["sleep", "infinity"]), |c| json!(c)),
+    });
+    if let Some(policy) = &pod.pull_policy {
+        container["imagePullPolicy"] = json!(policy);
+    }
+    container
+}
+
+fn pod_spec(
+    node_name: Option<&str>,
+    node_selector: Option<&str>,
+    automount: bool,
+    pod: &PodOptions,
+) -> Value {
     let mut spec = json!({
-        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}],
+        "containers": [container(pod)],
         "tolerations": [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
     });
+    if let Some(grace) = pod.grace {
+        spec["terminationGracePeriodSeconds"] = json!(grace);
+    }
     if let Some(node) = node_name {
         spec["nodeName"] = json!(node);
     }
@@ -166,10 +209,10 @@ fn pod_spec(node_name: Option<&str>, node_selector: Option<&str>, automount: boo
     spec
 }
 
-fn bench_pod(name: &str, node: &str, automount: bool) -> Result<Pod> {
+fn bench_pod(name: &str, node: &str, automount: bool, pod: &PodOptions) -> Result<Pod> {
     Ok(serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "vk-bench"}},
-        "spec": pod_spec(Some(node), None, automount),
+        "spec": pod_spec(Some(node), None, automount, pod),
     }))?)
 }
 
@@ -650,8 +693,8 @@ async fn run(args: RunArgs) -> Result<()> {
     procs.insert(0, ("vk".into(), args.vk_pid));
     let cpu_before = cpu_snapshot(&procs);
     log(format!(
-        "{}: creating {n} pods ({:?}, automount {})",
-        args.label, args.mode, args.automount
+        "{}: creating {n} pods ({:?}, automount {}, provider {})",
+        args.label, args.mode, args.automount, args.provider
     ));
 
     // Create.
@@ -663,7 +706,7 @@ async fn run(args: RunArgs) -> Result<()> {
     match args.mode {
         Mode::Direct => {
             let objects: Vec<Pod> = (0..n)
-                .map(|i| bench_pod(&pod_name(i), &c.node, args.automount))
+                .map(|i| bench_pod(&pod_name(i), &c.node, args.automount, &args.pod))
                 .collect::<Result<_>>()?;
             create_failures = fan_out(n, c.concurrency, |i| {
                 let (pods, tracker, object) = (&pods, &tracker, &objects[i]);
@@ -690,7 +733,7 @@ async fn run(args: RunArgs) -> Result<()> {
                     "selector": {"matchLabels": {"app": "vk-bench"}},
                     "template": {
                         "metadata": {"labels": {"app": "vk-bench"}},
-                        "spec": pod_spec(None, Some(&c.node), args.automount),
+                        "spec": pod_spec(None, Some(&c.node), args.automount, &args.pod),
                     },
                 },
             }))?;
@@ -783,6 +826,9 @@ async fn run(args: RunArgs) -> Result<()> {
     let result = json!({
         "kind": "run",
         "label": args.label,
+        "provider": args.provider,
+        "container": container(&args.pod),
+        "termination_grace_period_seconds": args.pod.grace,
         "mode": args.mode.to_possible_value().map(|v| v.get_name().to_owned()),
         "automount_token": args.automount,
         "pods": n,
@@ -867,7 +913,7 @@ async fn ceiling(args: CeilingArgs) -> Result<()> {
     create_namespace(&client, &c.namespace).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &c.namespace);
     let objects: Vec<Pod> = (0..n)
-        .map(|i| bench_pod(&pod_name(i), &c.node, false))
+        .map(|i| bench_pod(&pod_name(i), &c.node, false, &PodOptions::default()))
         .collect::<Result<_>>()?;
     let load_before = loadavg();
     let cpu_0 = cpu_snapshot(&c.procs);
@@ -1006,8 +1052,9 @@ fn report(args: &ReportArgs) -> Result<()> {
         );
     }
     out += &format!(
-        "{:<24} {:>6} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+        "{:<24} {:<8} {:>6} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
         "run",
+        "provider",
         "pods",
         "running",
         "pods/s",
@@ -1022,8 +1069,9 @@ fn report(args: &ReportArgs) -> Result<()> {
     );
     for run in &runs {
         out += &format!(
-            "{:<24} {:>6} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}{}\n",
+            "{:<24} {:<8} {:>6} {:>8} {:>7} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}{}\n",
             run["label"].as_str().unwrap_or("?"),
+            run["provider"].as_str().unwrap_or("?"),
             num(&run["pods"]),
             num(&run["all_running_seconds"]),
             num(&run["pods_per_second"]),
@@ -1072,7 +1120,7 @@ fn report(args: &ReportArgs) -> Result<()> {
             }
         }
     }
-    out += "columns: running = seconds from the first create to all pods Running (watch); pods/s = pods / that; \
+    out += "columns: provider = the provider vk ran; running = seconds from the first create to all pods Running (watch); pods/s = pods / that; \
 ratio = pods/s / ceiling status patches/s; p50/p99 = pod start latency; del s = seconds from the delete to \
 all pods gone (watch); RSS = vk's VmHWM; CPU s = vk's utime+stime since it started; vk r/p = requests by \
 the node's user per pod (apiserver audit log); api r/p = all apiserver requests per pod (apiserver_request_total)\n";
