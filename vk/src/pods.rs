@@ -692,12 +692,30 @@ impl PodController {
         METRICS.api_request("pod_delete", &deleted);
         match deleted {
             Ok(_) => {}
+            // NodeRestriction answers 404 for a pod that its informer has not seen yet (under
+            // load it lags the watch): while the watch still shows the pod, ask again.
+            Err(kube::Error::Api(response))
+                if response.code == 404 && self.still_watched(key, pod) =>
+            {
+                log::debug!(
+                    "{key}: the API server does not see the pod to delete yet; asking again"
+                );
+                return Ok(Next::After(TERMINATION_CHECK));
+            }
             // Already gone, or a new pod took the name.
             Err(kube::Error::Api(response)) if matches!(response.code, 404 | 409) => {}
             Err(error) => return Err(error.into()),
         }
         self.untrack(key);
         Ok(Next::Done)
+    }
+
+    /// Whether the watch still shows `pod` (the same UID) under `key`.
+    fn still_watched(&self, key: &PodKey, pod: &Pod) -> bool {
+        self.inner
+            .store
+            .get(&key.object_ref())
+            .is_some_and(|watched| watched.metadata.uid == pod.metadata.uid)
     }
 
     /// The API no longer has the pod (force-deleted, or replaced): the provider drops it too.

@@ -74,6 +74,8 @@ pub struct Backend {
     memories: Mutex<HashMap<String, Memory>>,
     /// UIDs of pods being stopped: their exits are not restarts.
     deleting: Mutex<HashSet<String>>,
+    /// UIDs of pods whose report waits for more events (see `events`).
+    gathering: Mutex<HashSet<String>>,
     notifier: RwLock<Option<PodNotifier>>,
 }
 
@@ -86,6 +88,7 @@ impl Backend {
             host_ip,
             memories: Mutex::default(),
             deleting: Mutex::default(),
+            gathering: Mutex::default(),
             notifier: RwLock::default(),
         }
     }
@@ -189,6 +192,18 @@ impl Backend {
                 }
             })
             .collect())
+    }
+
+    /// Starts gathering events of pod `uid` for one report; false if already gathering.
+    pub fn gather(&self, uid: &str) -> bool {
+        self.gathering
+            .lock()
+            .expect("gathering lock")
+            .insert(uid.to_string())
+    }
+
+    pub fn gathered(&self, uid: &str) {
+        self.gathering.lock().expect("gathering lock").remove(uid);
     }
 
     /// Tells vk the current status of `namespace/name`.

@@ -54,6 +54,23 @@ pub async fn follow(backend: Arc<Backend>) {
     }
 }
 
+/// How long a pod's events are gathered into one report: starting a pod makes several events
+/// in a row, and each report inspects every container of the pod.
+const GATHERING: Duration = Duration::from_millis(100);
+
+/// Reports `identity` once the events that come with this one are in.
+fn notify_soon(backend: &Arc<Backend>, identity: PodIdentity) {
+    if !backend.gather(&identity.uid) {
+        return;
+    }
+    let backend = backend.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(GATHERING).await;
+        backend.gathered(&identity.uid);
+        backend.notify(&identity.namespace, &identity.name).await;
+    });
+}
+
 async fn handle(backend: &Arc<Backend>, event: EventMessage) {
     let Some(action) = event.action else { return };
     let attributes = event
@@ -82,7 +99,7 @@ async fn handle(backend: &Arc<Backend>, event: EventMessage) {
             }
         }
         "create" | "start" | "die" | "stop" | "kill" | "oom" | "destroy" | "restart" => {
-            backend.notify(&identity.namespace, &identity.name).await;
+            notify_soon(backend, identity);
         }
         _ => {}
     }
