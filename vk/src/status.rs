@@ -54,7 +54,8 @@ const KUBELET_CONDITIONS: [&str; 5] = [
 ];
 
 /// `status` as it should be written over `current`: foreign conditions and the start time are
-/// kept, and a terminal phase is never left again.
+/// kept, a condition whose status did not change keeps its transition time (whatever time the
+/// provider gave), and a terminal phase is never left again.
 pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodStatus> {
     let Some(current) = current else {
         return Some(status);
@@ -77,7 +78,24 @@ pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodSt
                 .any(|n| n.type_ == c.type_)
         });
     let mut conditions: Vec<_> = foreign.cloned().collect();
-    conditions.extend(status.conditions.take().unwrap_or_default());
+    conditions.extend(
+        status
+            .conditions
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut condition| {
+                let unchanged = current
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .find(|c| c.type_ == condition.type_ && c.status == condition.status);
+                if let Some(time) = unchanged.and_then(|c| c.last_transition_time.clone()) {
+                    condition.last_transition_time = Some(time);
+                }
+                condition
+            }),
+    );
     status.conditions = Some(conditions).filter(|c| !c.is_empty());
     if current.start_time.is_some() {
         status.start_time.clone_from(&current.start_time);

@@ -60,3 +60,37 @@ fn patch_removes_fields_the_new_status_lacks() {
     assert!(body["status"]["reason"].is_null() && body["status"].get("reason").is_some());
     assert!(body["status"]["message"].is_null());
 }
+
+#[test]
+fn transition_times_move_only_with_the_status() {
+    let at = |second: i64| {
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(second).unwrap(),
+        ))
+    };
+    let with_time = |kind: &str, state: &str, second: i64| PodCondition {
+        last_transition_time: at(second),
+        ..condition(kind, state)
+    };
+    let current = PodStatus {
+        conditions: Some(vec![
+            with_time("Ready", "True", 100),
+            with_time("Initialized", "False", 100),
+        ]),
+        ..status("Running", &[])
+    };
+    let reported = PodStatus {
+        conditions: Some(vec![
+            with_time("Ready", "True", 200),
+            with_time("Initialized", "True", 200),
+        ]),
+        ..status("Running", &[])
+    };
+    let merged = merge(Some(&current), reported).unwrap().conditions.unwrap();
+    assert_eq!(merged[0].last_transition_time, at(100), "Ready stayed True");
+    assert_eq!(
+        merged[1].last_transition_time,
+        at(200),
+        "Initialized changed"
+    );
+}
