@@ -98,7 +98,11 @@ async fn handle(backend: &Arc<Backend>, event: EventMessage) {
                 tokio::spawn(async move { backend.container_exited(&identity, &container).await });
             }
         }
-        "create" | "start" | "die" | "stop" | "kill" | "oom" | "destroy" | "restart" => {
+        // What changes a pod's status. Creations and the infra container's start are steps on
+        // the way to a container's start, which reports them all.
+        "start" | "die" | "stop" | "kill" | "oom" | "destroy" | "restart"
+            if action != "start" || attribute(ROLE_LABEL).as_deref() != Some("infra") =>
+        {
             notify_soon(backend, identity);
         }
         _ => {}
