@@ -218,15 +218,15 @@ impl Backend {
         }
     }
 
+    fn plan(&self, resolved: &ResolvedPod) -> Result<PodPlan, SpecError> {
+        let network = self.config.network.as_deref();
+        spec::plan(resolved, &self.node_name, &self.config.infra, network)
+    }
+
     /// Creates the pod's objects and starts it; returns once its containers exist, while init
     /// and app containers start in the background.
     pub async fn create(self: &Arc<Self>, resolved: ResolvedPod) -> Result<(), PodError> {
-        let plan = spec::plan(
-            &resolved,
-            &self.node_name,
-            &self.config.infra,
-            self.config.network.as_deref(),
-        )?;
+        let plan = self.plan(&resolved)?;
         let identity = plan.identity.clone();
         self.engine
             .negotiate()
@@ -655,12 +655,7 @@ impl Backend {
 
     /// Rewrites the files of resolved volumes (a ConfigMap or Secret changed).
     pub async fn update(&self, resolved: ResolvedPod) -> Result<(), PodError> {
-        let plan = spec::plan(
-            &resolved,
-            &self.node_name,
-            &self.config.infra,
-            self.config.network.as_deref(),
-        )?;
+        let plan = self.plan(&resolved)?;
         let Some(view) = inventory::inspect_pod(
             &self.engine,
             &self.node_name,
