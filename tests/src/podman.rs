@@ -12,11 +12,13 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
     sync::{Mutex, OnceLock},
+    time::Duration,
 };
 
 use crate::{
-    cluster::{run_dir, run_id},
+    cluster::{free_port, mark_for_teardown, run_dir, run_id},
     paths,
+    wait::wait_for,
 };
 
 /// The local test image: busybox, imported by `scripts/podman.sh` (no registry is reachable).
@@ -58,6 +60,8 @@ fn spawn_watchdog(script: &std::path::Path, started: bool) -> Child {
 pub struct Podman {
     dir: PathBuf,
     _watchdog: Mutex<Child>,
+    /// The port and process of the TCP service, once started.
+    tcp_service: OnceLock<(u16, Mutex<Child>)>,
 }
 
 impl Podman {
@@ -85,6 +89,7 @@ impl Podman {
                     PathBuf::from,
                 ),
                 _watchdog: Mutex::new(watchdog),
+                tcp_service: OnceLock::new(),
             }
         })
     }
@@ -94,11 +99,40 @@ impl Podman {
         format!("unix://{}", self.dir.join("podman.sock").display())
     }
 
-    /// A hyper provider configuration for this service, with `extra` TOML appended.
-    pub fn provider_config(&self, extra: &str) -> String {
+    /// `tcp://127.0.0.1:PORT`: a second API service of the same Podman, on TCP (a remote
+    /// engine, as vk sees it), started on first use and stopped with this run's processes.
+    pub fn tcp_endpoint(&self) -> String {
+        let (port, _) = self.tcp_service.get_or_init(|| {
+            let port = free_port();
+            let mut command = Command::new("podman");
+            command
+                .args([
+                    "system",
+                    "service",
+                    "--time=0",
+                    &format!("tcp://127.0.0.1:{port}"),
+                ])
+                .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = mark_for_teardown(&mut command)
+                .spawn()
+                .expect("cannot start podman system service on TCP");
+            wait_for(
+                "podman's TCP service to accept connections",
+                Duration::from_secs(20),
+                || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            );
+            (port, Mutex::new(child))
+        });
+        format!("tcp://127.0.0.1:{port}")
+    }
+
+    /// A hyper provider configuration for `endpoint`, with `extra` TOML (top-level keys, or
+    /// tables) appended.
+    pub fn provider_config(&self, endpoint: &str, extra: &str) -> String {
         format!(
-            "endpoint = {:?}\n{extra}\n[infra]\nimage = {IMAGE:?}\ncommand = [\"sleep\", \"2147483647\"]\n",
-            self.endpoint()
+            "endpoint = {endpoint:?}\n{extra}\n[infra]\nimage = {IMAGE:?}\ncommand = [\"sleep\", \"2147483647\"]\n"
         )
     }
 

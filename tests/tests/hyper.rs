@@ -30,7 +30,7 @@ fn start(prefix: &str) -> (&'static Cluster, &'static Podman, Namespace, VkProce
         .vk()
         .node_prefix(prefix)
         .provider("hyper")
-        .provider_config(&podman.provider_config(""))
+        .provider_config(&podman.provider_config(&podman.endpoint(), ""))
         .start_ready(READY);
     (cluster, podman, namespace, vk)
 }
@@ -67,6 +67,51 @@ fn wait_pod(
             Err(describe_pods(std::slice::from_ref(&pod)))
         }
     })
+}
+
+/// `kubectl port-forward` to `port` of pod `name`, and `GET path` through it.
+fn get_through_port_forward(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    port: u16,
+    path: &str,
+) -> String {
+    use std::io::{BufRead as _, Read as _};
+    let mut forward = cluster
+        .kubectl_command()
+        .args([
+            "port-forward",
+            "-n",
+            namespace,
+            &format!("pod/{name}"),
+            &format!(":{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(forward.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    // kubectl prints a line per connection, and must not die of a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    // "Forwarding from 127.0.0.1:LOCAL -> PORT"
+    let local_port = line
+        .trim_start_matches("Forwarding from 127.0.0.1:")
+        .split_once(' ')
+        .and_then(|(local, _)| local.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("unexpected kubectl output {line:?}"));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+    stream.set_read_timeout(Some(READY)).unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut response = String::new();
+    let read = stream.read_to_string(&mut response);
+    let _ = forward.kill();
+    let _ = forward.wait();
+    read.unwrap();
+    response
 }
 
 fn kubectl(cluster: &Cluster, args: &[&str]) -> Output {
@@ -485,36 +530,7 @@ async fn logs_attach_port_forward_and_stats_reach_the_real_containers() {
     assert_eq!(line, "line3");
 
     // port-forward to httpd in the pod.
-    let mut forward = cluster
-        .kubectl_command()
-        .args(["port-forward", "-n", ns, "pod/streams", ":8080"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let local_port = {
-        use std::io::BufRead as _;
-        let mut lines = std::io::BufReader::new(forward.stdout.take().unwrap()).lines();
-        let line = lines.next().unwrap().unwrap();
-        // kubectl prints a line per connection, and must not die of a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        // "Forwarding from 127.0.0.1:LOCAL -> 8080"
-        line.trim_start_matches("Forwarding from 127.0.0.1:")
-            .split_once(' ')
-            .and_then(|(port, _)| port.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("unexpected kubectl output {line:?}"))
-    };
-    let response = {
-        use std::io::Read as _;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
-        stream.set_read_timeout(Some(READY)).unwrap();
-        stream.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
-    let _ = forward.kill();
-    let _ = forward.wait();
+    let response = get_through_port_forward(cluster, ns, "streams", 8080, "/passwd");
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.contains("root:x:0:0"), "{response}");
 
@@ -560,5 +576,44 @@ async fn logs_attach_port_forward_and_stats_reach_the_real_containers() {
         "{web}"
     );
     assert!(web["memory"]["workingSetBytes"].as_u64() > Some(0), "{web}");
+    vk.assert_running();
+}
+
+/// A remote engine: Podman's API on TCP, with Hyper.sh credentials configured (Podman ignores
+/// the signature headers, so this shows signed requests are well-formed end to end), and a
+/// port-forward that has to go through `nc` run in the pod.
+#[test]
+fn a_remote_engine_over_tcp_with_signed_requests_and_a_relayed_port_forward() {
+    let podman = Podman::shared();
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace("hyper-tcp");
+    let ns = namespace.name();
+    let config = podman.provider_config(
+        &podman.tcp_endpoint(),
+        "[hyper]\naccess_key = \"AKID\"\nsecret_key = \"not-logged-SECRET\"\n",
+    );
+    let mut vk = cluster
+        .vk()
+        .node_prefix("hyper-tcp")
+        .provider("hyper")
+        .provider_config(&config)
+        .start_ready(READY);
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "remote",
+        json!({
+            "containers": [container("web", "exec httpd -f -p 8080 -h /etc")],
+        }),
+    );
+    wait_pod(cluster, &namespace, "remote", "Running", fixtures::running);
+
+    let response = get_through_port_forward(cluster, ns, "remote", 8080, "/passwd");
+    assert!(response.contains("root:x:0:0"), "{response}");
+    assert!(
+        !vk.log().contains("not-logged-SECRET"),
+        "the secret key reached vk's log"
+    );
     vk.assert_running();
 }
