@@ -16,7 +16,10 @@ step "control-plane binaries"
 scripts/cluster/build.sh >/dev/null
 
 step "podman service and test image"
-scripts/podman.sh up
+podman_up=$(scripts/podman.sh up) || fail "scripts/podman.sh up failed"
+echo "$podman_up"
+# The service this run started stops with it, whatever the outcome.
+[[ $podman_up == *"service up"* ]] && trap 'scripts/podman.sh down' EXIT
 
 step "cargo fmt"
 cargo fmt --all -- --check || fail "cargo fmt found unformatted code (run cargo fmt --all)"
