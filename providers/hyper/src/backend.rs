@@ -429,7 +429,6 @@ impl Backend {
             }
             self.start(&identity, *role, name, id).await;
         }
-        self.notify(&identity.namespace, &identity.name).await;
     }
 
     /// Runs init container `name` until it succeeds; false once the pod will not start.
@@ -442,7 +441,6 @@ impl Backend {
     ) -> bool {
         loop {
             if !self.start(identity, Role::Init, name, id).await {
-                self.notify(&identity.namespace, &identity.name).await;
                 return false;
             }
             let exit_code = match self.engine.docker.wait_container(id, None).next().await {
@@ -458,12 +456,11 @@ impl Backend {
                 }
                 None => return false,
             };
+            // The exit itself is reported by the engine's event.
             if exit_code == 0 || self.is_deleting(&identity.uid) {
-                self.notify(&identity.namespace, &identity.name).await;
                 return exit_code == 0;
             }
             if restart_policy == "Never" {
-                self.notify(&identity.namespace, &identity.name).await;
                 return false;
             }
             let delay = self.back_off(identity, Role::Init, name, exit_code).await;
@@ -478,7 +475,8 @@ impl Backend {
         }
     }
 
-    /// Starts container `name`; a failure is remembered for its status and reported.
+    /// Starts container `name` (its start is reported by the engine's event); a failure is
+    /// remembered for its status and reported here.
     async fn start(&self, identity: &PodIdentity, role: Role, name: &str, id: &str) -> bool {
         let Err(error) = self.engine.docker.start_container(id, None).await else {
             let message = format!("Started container {name}");
@@ -508,6 +506,8 @@ impl Backend {
                 },
             );
         });
+        // No engine event follows a failed start.
+        self.notify(&identity.namespace, &identity.name).await;
         false
     }
 
@@ -649,7 +649,6 @@ impl Backend {
                 memory.waiting.remove(&name);
             });
             this.start(&identity, Role::App, &name, &id).await;
-            this.notify(&identity.namespace, &identity.name).await;
         });
     }
 
@@ -716,6 +715,7 @@ impl Backend {
                     );
                 }
             }
+            // The exits of a pod being deleted are not handled as events (see `container_exited`).
             this.notify(&identity.namespace, &identity.name).await;
             if let Err(error) = this.remove_objects(&identity).await {
                 log::warn!(

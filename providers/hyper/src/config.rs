@@ -7,7 +7,7 @@ mod tests;
 use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
-use vk_abi::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use vk_abi::{k8s_openapi::apimachinery::pkg::api::resource::Quantity, quantity::Amount};
 
 /// Where the engine listens when neither the file nor `DOCKER_HOST` says.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -234,18 +234,9 @@ fn capacity(given: BTreeMap<String, String>) -> Result<BTreeMap<String, Quantity
     Ok(capacity)
 }
 
-/// A decimal number with an optional Kubernetes suffix (`500m`, `16Gi`, `2`), above zero.
+/// A quantity above zero (`500m`, `16Gi`, `2`).
 fn is_positive_quantity(value: &str) -> bool {
-    const SUFFIXES: [&str; 13] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E",
-    ];
-    let number = SUFFIXES
-        .iter()
-        .find_map(|suffix| value.strip_suffix(suffix))
-        .unwrap_or(value);
-    number
-        .parse::<f64>()
-        .is_ok_and(|n| n.is_finite() && n > 0.0)
+    Amount::parse(value).is_ok_and(|amount| amount.ceil_milli() > 0)
 }
 
 fn credentials(file: HyperFile, env: &dyn Environment) -> Result<Option<Credentials>, ConfigError> {

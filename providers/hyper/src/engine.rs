@@ -5,15 +5,13 @@
 #[cfg(test)]
 mod tests;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::Arc;
 
-use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker, models::SystemVersion};
 use bytes::Bytes;
 use futures::FutureExt as _;
 use http_body_util::{BodyExt as _, Either, Full};
+use tokio::sync::OnceCell;
 
 use crate::{
     config::{Config, Credentials, Endpoint},
@@ -44,8 +42,8 @@ pub enum EngineError {
 pub struct Engine {
     pub docker: Docker,
     endpoint: String,
-    negotiated: Arc<AtomicBool>,
-    podman: Arc<AtomicBool>,
+    /// What `/version` said, once the version is negotiated.
+    version: Arc<OnceCell<SystemVersion>>,
 }
 
 impl Engine {
@@ -96,8 +94,7 @@ impl Engine {
         Ok(Engine {
             docker,
             endpoint,
-            negotiated: Arc::new(AtomicBool::new(false)),
-            podman: Arc::new(AtomicBool::new(false)),
+            version: Arc::default(),
         })
     }
 
@@ -108,40 +105,39 @@ impl Engine {
             .ping()
             .await
             .map_err(|source| self.unreachable(source))?;
-        self.negotiate().await
+        self.negotiate().await.map(drop)
     }
 
-    /// Settles the API version once, and learns whether the engine is Podman.
-    pub async fn negotiate(&self) -> Result<(), EngineError> {
-        if self.negotiated.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        // The negotiated version is shared by every clone of the client.
-        let negotiated = self
-            .docker
-            .clone()
-            .negotiate_version()
+    /// Settles the API version once (the lower of the engine's and this client's), and learns
+    /// what the engine is; later calls answer from memory.
+    pub async fn negotiate(&self) -> Result<&SystemVersion, EngineError> {
+        self.version
+            .get_or_try_init(|| async {
+                // The negotiated version is shared by every clone of the client.
+                let negotiated = self
+                    .docker
+                    .clone()
+                    .negotiate_version()
+                    .await
+                    .map_err(|source| self.unreachable(source))?;
+                let version = self
+                    .docker
+                    .version()
+                    .await
+                    .map_err(|source| self.unreachable(source))?;
+                log::info!(
+                    "engine at {} ({}) speaks Docker Engine API {}",
+                    self.endpoint,
+                    if is_podman(&version) {
+                        "Podman"
+                    } else {
+                        "Docker"
+                    },
+                    negotiated.client_version()
+                );
+                Ok(version)
+            })
             .await
-            .map_err(|source| self.unreachable(source))?;
-        let version = self
-            .docker
-            .version()
-            .await
-            .map_err(|source| self.unreachable(source))?;
-        let podman = version
-            .components
-            .iter()
-            .flatten()
-            .any(|component| component.name.contains("Podman"));
-        self.podman.store(podman, Ordering::Release);
-        log::info!(
-            "engine at {} ({}) speaks Docker Engine API {}",
-            self.endpoint,
-            if podman { "Podman" } else { "Docker" },
-            negotiated.client_version()
-        );
-        self.negotiated.store(true, Ordering::Release);
-        Ok(())
     }
 
     fn unreachable(&self, source: bollard::errors::Error) -> EngineError {
@@ -155,7 +151,7 @@ impl Engine {
     /// namespace, so a pod's containers share its hostname. Known once [`Engine::negotiate`]
     /// succeeded.
     pub fn is_podman(&self) -> bool {
-        self.podman.load(Ordering::Acquire)
+        self.version.get().is_some_and(is_podman)
     }
 
     pub fn endpoint(&self) -> &str {
@@ -166,6 +162,10 @@ impl Engine {
     pub fn is_local(&self) -> bool {
         self.endpoint.starts_with("unix://")
     }
+}
+
+fn is_podman(version: &SystemVersion) -> bool {
+    (version.components.iter().flatten()).any(|component| component.name.contains("Podman"))
 }
 
 /// `request` with Hyper.sh's signature headers. Bodies this provider sends are whole buffers;

@@ -120,18 +120,29 @@ pub async fn inspect_pod(
     let Some(uid) = listed.first().map(|c| c.identity.uid.clone()) else {
         return Ok(None);
     };
-    let listed: Vec<_> = listed
+    let listed = listed
         .into_iter()
         .filter(|c| c.identity.uid == uid)
         .collect();
-    let inspections =
-        futures::future::join_all(listed.iter().map(|c| inspect(engine, &c.id))).await;
+    view_of(engine, listed).await
+}
+
+/// The listed containers of one pod, inspected; `None` when there are none.
+pub async fn view_of(
+    engine: &Engine,
+    listed: Vec<Listed>,
+) -> Result<Option<PodView>, bollard::errors::Error> {
+    let Some(first) = listed.first() else {
+        return Ok(None);
+    };
     let mut view = PodView {
-        identity: listed[0].identity.clone(),
-        restart_policy: listed[0].restart_policy.clone(),
+        identity: first.identity.clone(),
+        restart_policy: first.restart_policy.clone(),
         infra: None,
         containers: Vec::new(),
     };
+    let inspections =
+        futures::future::join_all(listed.iter().map(|c| inspect(engine, &c.id))).await;
     for (container, inspect) in listed.into_iter().zip(inspections) {
         let inspect = match inspect {
             Ok(inspect) => inspect,

@@ -111,7 +111,8 @@ impl Provider for HyperProvider {
     }
 
     fn configure_node(&self, mut node: Node) -> Result<Node> {
-        let version = self.block_on(self.backend.engine.docker.version()).ok();
+        // What the engine said when the version was negotiated: no request per status update.
+        let version = self.block_on(self.backend.engine.negotiate()).ok().cloned();
         let status = node.status.get_or_insert_with(NodeStatus::default);
         status.capacity = Some(self.backend.config.capacity.clone());
         status.allocatable = Some(self.backend.config.capacity.clone());
@@ -192,19 +193,23 @@ impl Provider for HyperProvider {
     }
 
     fn stats_summary(&self) -> Result<Summary> {
+        let backend = &self.backend;
+        let inspect_failed = |error| pod_error(backend::engine_error("cannot inspect pods")(error));
         self.block_on(async {
-            let pods = self.backend.list().await.map_err(pod_error)?;
+            // One list for the node, then each pod's containers.
+            let listed = inventory::list(&backend.engine, &backend.node_name, None)
+                .await
+                .map_err(inspect_failed)?;
             let mut stats = Vec::new();
-            for pod in pods {
-                let (Some(namespace), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name)
-                else {
-                    continue;
-                };
-                if let Some(pod_stats) = self.pod_stats_of(namespace, name).await? {
-                    stats.push(pod_stats);
+            for containers in inventory::by_pod(listed).into_values() {
+                if let Some(view) = inventory::view_of(&backend.engine, containers)
+                    .await
+                    .map_err(inspect_failed)?
+                {
+                    stats.push(stats::pod_stats(backend, &view).await);
                 }
             }
-            Ok(stats::summary(&self.backend.node_name, stats))
+            Ok(stats::summary(&backend.node_name, stats))
         })
     }
 

@@ -10,6 +10,7 @@ use std::{
 };
 
 use bollard::{
+    Docker,
     container::LogOutput,
     exec::{StartExecOptions, StartExecResults},
     models::ExecConfig,
@@ -198,20 +199,8 @@ pub async fn exec(
     let StartExecResults::Attached { output, input } = started else {
         return Ok(0);
     };
-    let resize = {
-        let (docker, id) = (docker.clone(), created.id.clone());
-        move |size: TerminalSize| {
-            let (docker, id) = (docker.clone(), id.clone());
-            async move {
-                let options = ResizeExecOptionsBuilder::new()
-                    .h(size.height.into())
-                    .w(size.width.into())
-                    .build();
-                docker.resize_exec(&id, options).await
-            }
-        }
-    };
-    relay(output, input, streams, resize).await;
+    let terminal = Terminal::Exec(created.id.clone());
+    relay(output, input, streams, docker, terminal).await;
     // The exit code is there once the engine has seen the process end, shortly after EOF.
     for _ in 0..100 {
         let inspected = docker
@@ -250,20 +239,8 @@ pub async fn attach(
         .attach_container(&container.id, Some(request))
         .await
         .map_err(engine("cannot attach to the container"))?;
-    let resize = {
-        let (docker, id) = (docker.clone(), container.id.clone());
-        move |size: TerminalSize| {
-            let (docker, id) = (docker.clone(), id.clone());
-            async move {
-                let options = ResizeContainerTTYOptionsBuilder::new()
-                    .h(size.height.into())
-                    .w(size.width.into())
-                    .build();
-                docker.resize_container_tty(&id, options).await
-            }
-        }
-    };
-    relay(attached.output, attached.input, streams, resize).await;
+    let terminal = Terminal::Container(container.id.clone());
+    relay(attached.output, attached.input, streams, docker, terminal).await;
     let inspected = inventory::inspect(&backend.engine, &container.id)
         .await
         .map_err(engine("cannot inspect the container"))?;
@@ -278,15 +255,13 @@ pub async fn attach(
 }
 
 /// Copies stdin and resizes to the engine and its output to the client until the output ends.
-async fn relay<R, F>(
+async fn relay(
     mut output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
     input: Pin<Box<dyn AsyncWrite + Send>>,
     streams: Streams,
-    resize: R,
-) where
-    R: Fn(TerminalSize) -> F + Send + 'static,
-    F: std::future::Future<Output = Result<(), bollard::errors::Error>> + Send,
-{
+    docker: &Docker,
+    terminal: Terminal,
+) {
     let Streams {
         stdin,
         mut stdout,
@@ -296,9 +271,10 @@ async fn relay<R, F>(
     let pump = stdin.map(|stdin| tokio::spawn(copy_in(stdin, input)));
     let resizing = resizes.map(|resizes| {
         let mut sizes = read_resizes(resizes);
+        let docker = docker.clone();
         tokio::spawn(async move {
             while let Some(size) = sizes.recv().await {
-                if let Err(error) = resize(size).await {
+                if let Err(error) = terminal.resize(&docker, size).await {
                     log::debug!("cannot resize the terminal: {error}");
                 }
             }
@@ -318,6 +294,35 @@ async fn relay<R, F>(
     }
     for task in pump.into_iter().chain(resizing) {
         task.abort();
+    }
+}
+
+/// The terminal of an exec or of a container's main process, resized through its own call.
+enum Terminal {
+    Exec(String),
+    Container(String),
+}
+
+impl Terminal {
+    async fn resize(
+        &self,
+        docker: &Docker,
+        size: TerminalSize,
+    ) -> Result<(), bollard::errors::Error> {
+        let (height, width) = (size.height.into(), size.width.into());
+        match self {
+            Terminal::Exec(id) => {
+                let options = ResizeExecOptionsBuilder::new().h(height).w(width).build();
+                docker.resize_exec(id, options).await
+            }
+            Terminal::Container(id) => {
+                let options = ResizeContainerTTYOptionsBuilder::new()
+                    .h(height)
+                    .w(width)
+                    .build();
+                docker.resize_container_tty(id, options).await
+            }
+        }
     }
 }
 
