@@ -1,9 +1,8 @@
 //! An emulator of Azure Container Instances for the azure provider's tests (`tests/azure.rs`):
 //! the AAD v1 token endpoint, the ARM container group operations (create with a long-running
 //! operation, get, list with paging, delete), container logs and exec (a real web socket that
-//! runs a few built-in commands). Request bodies are validated against the API description
-//! (`shared/reference/aci/` beside the checkout, or the file `VK_ACI_SPEC` names; it is not
-//! copied into the repository) and answers follow its shapes and status codes.
+//! runs a few built-in commands). Request bodies are validated against the API description's
+//! definitions (`schema.rs`) and answers follow its shapes and status codes.
 //!
 //! Tests drive it: containers exit with a code, the next N ARM requests are throttled with
 //! 429, long-running operations take longer, and every request is recorded.
@@ -137,7 +136,7 @@ impl Emulator {
 
     /// Starts the emulator on two free ports of 127.0.0.1.
     pub fn start() -> Self {
-        let spec = Spec::find().unwrap_or_else(|e| panic!("{e:#}"));
+        let spec = Spec::bundled();
         let http = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the ARM port");
         let ws = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the exec port");
         let address =

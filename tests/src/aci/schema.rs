@@ -4,52 +4,32 @@
 //! types) are taken as satisfied. Enums and unknown properties are checked strictly, because a
 //! client should send the documented values and fields even though ARM models enums as
 //! extensible strings and drops fields it does not know.
+//!
+//! The definitions come from `definitions.json` beside this file: exactly those keywords of
+//! `containerInstance.2026-05-01.json` (Azure/azure-rest-api-specs, `specification/
+//! containerinstance/resource-manager/Microsoft.ContainerInstance/ContainerInstance/stable/
+//! 2026-05-01/containerInstance.json`), so that the tests run from any checkout. The
+//! `schema::tests` test compares it with the full description when one is at hand
+//! (`VK_ACI_SPEC`, or `shared/reference/aci/` beside the checkout) and rewrites it when
+//! `VK_ACI_WRITE_DEFINITIONS=1`.
 
-use std::path::{Path, PathBuf};
+#[cfg(test)]
+mod tests;
 
-use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::paths;
-
-/// Names the API description's file, for checkouts without `shared/reference/aci` beside them.
-pub const SPEC_ENV: &str = "VK_ACI_SPEC";
-const SPEC_FILE: &str = "containerInstance.2026-05-01.json";
-
-/// The API description.
+/// The API description's definitions.
 #[derive(Debug)]
 pub struct Spec {
     document: Value,
 }
 
 impl Spec {
-    /// The file `VK_ACI_SPEC` names, else `shared/reference/aci/` beside the checkout.
-    pub fn find() -> anyhow::Result<Self> {
-        let (path, origin) = match std::env::var_os(SPEC_ENV) {
-            Some(path) => (PathBuf::from(path), format!("{SPEC_ENV} names it")),
-            None => {
-                let beside = paths::workspace().parent().map(Path::to_path_buf);
-                let shared = beside.unwrap_or_default().join("shared/reference/aci");
-                (shared.join(SPEC_FILE), "beside the checkout".into())
-            }
-        };
-        if !path.is_file() {
-            bail!(
-                "the ACI API description is not at {} ({origin}): set {SPEC_ENV} to the path of \
-                 {SPEC_FILE} (Azure/azure-rest-api-specs, \
-                 specification/containerinstance/resource-manager/Microsoft.ContainerInstance/\
-                 ContainerInstance/stable/2026-05-01/containerInstance.json)",
-                path.display()
-            );
-        }
-        Self::load(&path).with_context(|| format!("cannot load {}", path.display()))
-    }
-
-    fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(Spec {
-            document: serde_json::from_str(&text)?,
-        })
+    /// The definitions this crate carries.
+    pub fn bundled() -> Self {
+        let document = serde_json::from_str(include_str!("definitions.json"))
+            .expect("definitions.json is JSON");
+        Spec { document }
     }
 
     /// What is wrong with `value` as an instance of `definitions/NAME`; empty if nothing.
