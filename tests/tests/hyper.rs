@@ -617,3 +617,45 @@ fn a_remote_engine_over_tcp_with_signed_requests_and_a_relayed_port_forward() {
     );
     vk.assert_running();
 }
+
+#[test]
+fn host_namespaces_are_the_hosts() {
+    let (cluster, _podman, namespace, vk) = start("hyper-host");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "on-host",
+        json!({
+            "hostNetwork": true, "hostPID": true, "hostIPC": true,
+            "containers": [container("c", "exec sleep 100000")],
+        }),
+    );
+    let pod = wait_pod(cluster, &namespace, "on-host", "Running", fixtures::running);
+    let status = &pod["status"];
+    assert_eq!(status["podIP"], status["hostIP"], "{status}");
+    assert_eq!(status["podIPs"][0]["ip"], status["hostIP"], "{status}");
+
+    // The container's namespaces are this (host) process's.
+    for kind in ["net", "pid", "ipc", "uts"] {
+        let link = format!("/proc/self/ns/{kind}");
+        let own = std::fs::read_link(&link).expect("read own namespace");
+        let output = kubectl(
+            cluster,
+            &[
+                "exec",
+                "-n",
+                namespace.name(),
+                "on-host",
+                "--",
+                "readlink",
+                &link,
+            ],
+        );
+        assert_eq!(
+            text(&output).trim(),
+            own.to_string_lossy(),
+            "{kind}: {output:?}"
+        );
+    }
+}

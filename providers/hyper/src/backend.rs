@@ -391,11 +391,7 @@ impl Backend {
         for container in &plan.containers {
             let mut body = container.body.clone();
             let host = body.host_config.get_or_insert_with(HostConfig::default);
-            host.network_mode = Some(format!("container:{infra}"));
-            host.ipc_mode = Some(format!("container:{infra}"));
-            if self.engine.is_podman() {
-                host.uts_mode = Some(format!("container:{infra}"));
-            }
+            plan.host.join(host, &infra, self.engine.is_podman());
             let id = self
                 .create_container(&plan.identity, container, body)
                 .await?;

@@ -85,10 +85,14 @@ pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
     } else {
         Some("ContainersNotReady")
     };
-    let pod_ip = view
-        .infra
-        .as_ref()
-        .and_then(|infra| ip_address(&infra.inspect));
+    // A pod on the host's network has the host's address.
+    let pod_ip = view.infra.as_ref().and_then(|infra| {
+        if on_host_network(&infra.inspect) {
+            Some(host_ip.to_string())
+        } else {
+            ip_address(&infra.inspect)
+        }
+    });
     PodStatus {
         phase: Some(phase.to_string()),
         host_ip: Some(host_ip.to_string()),
@@ -247,6 +251,14 @@ pub fn is_running(inspect: &ContainerInspectResponse) -> bool {
         .state
         .as_ref()
         .is_some_and(|state| state.running == Some(true))
+}
+
+fn on_host_network(inspect: &ContainerInspectResponse) -> bool {
+    inspect
+        .host_config
+        .as_ref()
+        .and_then(|host| host.network_mode.as_deref())
+        == Some("host")
 }
 
 /// The infra container's address on its first network that has one.
