@@ -659,3 +659,28 @@ fn host_namespaces_are_the_hosts() {
         );
     }
 }
+
+#[test]
+fn a_pod_past_its_active_deadline_fails_and_its_containers_go() {
+    let (cluster, podman, namespace, vk) = start("hyper-deadline");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "brief",
+        json!({
+            "activeDeadlineSeconds": 5,
+            "containers": [container("c", "exec sleep 100000")],
+        }),
+    );
+    wait_pod(cluster, &namespace, "brief", "Running", fixtures::running);
+    let pod = wait_pod(cluster, &namespace, "brief", "Failed", |pod| {
+        fixtures::phase(pod) == "Failed"
+    });
+    assert_eq!(pod["status"]["reason"], "DeadlineExceeded", "{pod}");
+    wait_for("its containers to be removed", READY, || {
+        podman.containers(vk.node_name()).is_empty()
+    });
+    let still = fixtures::get_pod(cluster, &namespace, "brief");
+    assert_eq!(fixtures::phase(&still), "Failed", "the pod stays, Failed");
+}
