@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bollard::{
@@ -36,6 +36,9 @@ use crate::{
 /// Kubernetes event types.
 const NORMAL: &str = "Normal";
 const WARNING: &str = "Warning";
+
+/// The least time a container is given to stop, as the kubelet gives it.
+const MIN_STOP_SECONDS: i32 = 2;
 
 /// The kubelet's crash-loop back-off: 10 s, doubling, at most 5 minutes.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
@@ -149,7 +152,7 @@ impl Backend {
                 init_containers: Some(
                     view.containers
                         .iter()
-                        .filter(|c| c.role == Role::Init)
+                        .filter(|c| c.role.is_init())
                         .map(container)
                         .collect(),
                 )
@@ -180,10 +183,10 @@ impl Backend {
                     image: Some(c.image.clone()),
                     ..Container::default()
                 };
-                let of_role = |role: Role| -> Vec<Container> {
+                let of_roles = |roles: &[Role]| -> Vec<Container> {
                     containers
                         .iter()
-                        .filter(|c| c.role == role)
+                        .filter(|c| roles.contains(&c.role))
                         .map(container)
                         .collect()
                 };
@@ -193,8 +196,9 @@ impl Backend {
                     metadata: metadata(&containers[0].identity),
                     spec: Some(PodSpec {
                         node_name: Some(self.node_name.clone()),
-                        init_containers: Some(of_role(Role::Init)).filter(|c| !c.is_empty()),
-                        containers: of_role(Role::App),
+                        init_containers: Some(of_roles(&[Role::Init, Role::Sidecar]))
+                            .filter(|c| !c.is_empty()),
+                        containers: of_roles(&[Role::App]),
                         ..PodSpec::default()
                     }),
                     status: None,
@@ -466,16 +470,25 @@ impl Backend {
             if self.is_deleting(&identity.uid) {
                 break;
             }
-            if *role == Role::Init {
-                if !self
-                    .run_to_completion(&identity, name, id, &restart_policy)
-                    .await
-                {
-                    break;
+            match role {
+                Role::Init => {
+                    if !self
+                        .run_to_completion(&identity, name, id, &restart_policy)
+                        .await
+                    {
+                        break;
+                    }
                 }
-                continue;
+                // The next container waits for a sidecar's start, not for its exit.
+                Role::Sidecar => {
+                    if !self.start(&identity, *role, name, id).await {
+                        break;
+                    }
+                }
+                Role::App | Role::Infra => {
+                    self.start(&identity, *role, name, id).await;
+                }
             }
-            self.start(&identity, *role, name, id).await;
         }
         self.remember(&identity.uid, |memory| memory.starting = false);
     }
@@ -582,7 +595,7 @@ impl Backend {
         };
         let field_path = match role {
             Role::Infra => None,
-            Role::Init => Some(format!("spec.initContainers{{{name}}}")),
+            Role::Init | Role::Sidecar => Some(format!("spec.initContainers{{{name}}}")),
             Role::App => Some(format!("spec.containers{{{name}}}")),
         };
         notifier.event(&PodEvent {
@@ -660,22 +673,33 @@ impl Backend {
             Ok(Some(view)) if view.identity.uid == identity.uid => view,
             _ => return,
         };
-        let Some(container) = view.container(name).filter(|c| c.role == Role::App) else {
+        let Some(container) = view
+            .container(name)
+            .filter(|c| matches!(c.role, Role::App | Role::Sidecar))
+        else {
             return;
         };
+        let role = container.role;
         // Never started is no exit: `resume` starts it.
         if status::is_running(&container.inspect) || status::never_started(&container.inspect) {
             return;
         }
         let state = container.inspect.state.clone().unwrap_or_default();
         let exit_code = state.exit_code.unwrap_or_default();
-        let restart = match view.restart_policy.as_str() {
-            "Never" => false,
-            "OnFailure" => exit_code != 0,
+        let mains_done = mains_done(&view);
+        // A sidecar restarts whatever the pod's policy, until the main containers are done for
+        // good (a Job's pod completes).
+        let restart = match (role, view.restart_policy.as_str()) {
+            (Role::Sidecar, _) => !mains_done,
+            (_, "Never") => false,
+            (_, "OnFailure") => exit_code != 0,
             _ => true,
         };
         if !restart || self.memory(&identity.uid).waiting.contains_key(name) {
             self.notify(&identity.namespace, &identity.name).await;
+            if role == Role::App && mains_done {
+                self.stop_sidecars(&view).await;
+            }
             return;
         }
         let terminated = ContainerStateTerminated {
@@ -689,7 +713,7 @@ impl Backend {
         self.remember(&identity.uid, |memory| {
             memory.last_terminated.insert(name.to_string(), terminated);
         });
-        let delay = self.back_off(identity, Role::App, name, exit_code).await;
+        let delay = self.back_off(identity, role, name, exit_code).await;
         let (this, identity, name, id) = (
             self.clone(),
             identity.clone(),
@@ -705,8 +729,40 @@ impl Backend {
                 *memory.restarts.entry(name.clone()).or_default() += 1;
                 memory.waiting.remove(&name);
             });
-            this.start(&identity, Role::App, &name, &id).await;
+            this.start(&identity, role, &name, &id).await;
         });
+    }
+
+    /// Stops the pod's running sidecars in reverse order, each after the later ones, as the
+    /// kubelet does once the main containers of a pod that does not restart them are done.
+    async fn stop_sidecars(&self, view: &PodView) {
+        let running = view
+            .containers
+            .iter()
+            .rev()
+            .filter(|c| c.role == Role::Sidecar && status::is_running(&c.inspect));
+        for sidecar in running {
+            let message = format!("Stopping container {}", sidecar.name);
+            self.event(
+                &view.identity,
+                Role::Sidecar,
+                &sidecar.name,
+                NORMAL,
+                "Killing",
+                message,
+            );
+            let options = StopContainerOptionsBuilder::new()
+                .t(MIN_STOP_SECONDS)
+                .build();
+            if let Err(error) = self
+                .engine
+                .docker
+                .stop_container(&sidecar.id, Some(options))
+                .await
+            {
+                log::debug!("stopping sidecar {}: {error}", sidecar.name);
+            }
+        }
     }
 
     /// Rewrites the files of resolved volumes (a ConfigMap or Secret changed).
@@ -753,24 +809,35 @@ impl Backend {
             .insert(identity.uid.clone());
         let this = self.clone();
         tokio::spawn(async move {
-            let grace = i32::try_from(grace.max(0)).unwrap_or(i32::MAX);
-            let stops = listed
-                .iter()
+            let deadline = Instant::now() + Duration::from_secs(grace.max(0).unsigned_abs());
+            let stop = |c: Listed| {
+                let message = format!("Stopping container {}", c.name);
+                this.event(&identity, c.role, &c.name, NORMAL, "Killing", message);
+                let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                let seconds = i32::try_from(left)
+                    .unwrap_or(i32::MAX)
+                    .max(MIN_STOP_SECONDS);
+                let options = StopContainerOptionsBuilder::new().t(seconds).build();
+                let engine = this.engine.clone();
+                async move { engine.docker.stop_container(&c.id, Some(options)).await }
+            };
+            // Main containers first; then sidecars in reverse order, each after the later
+            // ones; all within the one grace period (KEP-753).
+            let (mut sidecars, mains): (Vec<_>, Vec<_>) = listed
+                .into_iter()
                 .filter(|c| c.role != Role::Infra && c.running)
-                .map(|c| {
-                    let message = format!("Stopping container {}", c.name);
-                    this.event(&identity, c.role, &c.name, NORMAL, "Killing", message);
-                    let options = StopContainerOptionsBuilder::new().t(grace).build();
-                    this.engine.docker.stop_container(&c.id, Some(options))
-                });
-            for stopped in futures::future::join_all(stops).await {
-                if let Err(error) = stopped {
-                    log::debug!(
-                        "stopping a container of {}/{}: {error}",
-                        identity.namespace,
-                        identity.name
-                    );
-                }
+                .partition(|c| c.role == Role::Sidecar);
+            sidecars.sort_by_key(|c| std::cmp::Reverse(c.index));
+            let mut stopped = futures::future::join_all(mains.into_iter().map(stop)).await;
+            for sidecar in sidecars {
+                stopped.push(stop(sidecar).await);
+            }
+            for error in stopped.into_iter().filter_map(Result::err) {
+                log::debug!(
+                    "stopping a container of {}/{}: {error}",
+                    identity.namespace,
+                    identity.name
+                );
             }
             // The exits of a pod being deleted are not handled as events (see `container_exited`).
             this.notify(&identity.namespace, &identity.name).await;
@@ -874,13 +941,28 @@ impl Backend {
             }
             for exited in containers
                 .iter()
-                .filter(|c| c.role == Role::App && !c.running)
+                .filter(|c| matches!(c.role, Role::App | Role::Sidecar) && !c.running)
             {
                 self.container_exited(&identity, &exited.name).await;
             }
             self.notify(&identity.namespace, &identity.name).await;
         }
     }
+}
+
+/// Whether the pod's main containers have exited for good: its restart policy restarts none
+/// of them again.
+fn mains_done(view: &PodView) -> bool {
+    let mut mains = view.containers.iter().filter(|c| c.role == Role::App);
+    let for_good = |c: &inventory::ContainerView| {
+        let exited = !status::is_running(&c.inspect) && !status::never_started(&c.inspect);
+        match view.restart_policy.as_str() {
+            "Never" => exited,
+            "OnFailure" => exited && status::succeeded(&c.inspect),
+            _ => false,
+        }
+    };
+    view.restart_policy != "Always" && mains.all(for_good)
 }
 
 fn metadata(identity: &PodIdentity) -> ObjectMeta {

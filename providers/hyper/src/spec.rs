@@ -48,6 +48,10 @@ pub enum SpecError {
 pub enum Role {
     Infra,
     Init,
+    /// An init container with `restartPolicy: Always` (KEP-753): it starts in the init
+    /// containers' order, runs beside the app containers, restarts whenever it exits, and stops
+    /// after them.
+    Sidecar,
     App,
 }
 
@@ -56,6 +60,7 @@ impl Role {
         match self {
             Role::Infra => "infra",
             Role::Init => "init",
+            Role::Sidecar => "sidecar",
             Role::App => "app",
         }
     }
@@ -64,9 +69,15 @@ impl Role {
         match label {
             "infra" => Some(Role::Infra),
             "init" => Some(Role::Init),
+            "sidecar" => Some(Role::Sidecar),
             "app" => Some(Role::App),
             _ => None,
         }
+    }
+
+    /// Whether the container is listed among the pod's `initContainers`.
+    pub fn is_init(self) -> bool {
+        matches!(self, Role::Init | Role::Sidecar)
     }
 }
 
@@ -231,11 +242,10 @@ pub fn plan(
         .hostname
         .clone()
         .unwrap_or_else(|| identity.name.chars().take(63).collect());
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| (Role::Init, c));
+    let init = spec.init_containers.iter().flatten().map(|c| {
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        (if sidecar { Role::Sidecar } else { Role::Init }, c)
+    });
     let app = spec.containers.iter().map(|c| (Role::App, c));
     let containers = init
         .chain(app)
