@@ -4,7 +4,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, RwLock},
+    sync::Arc,
     time::Duration,
 };
 
@@ -16,6 +16,7 @@ use bollard::{
     },
 };
 use futures::StreamExt as _;
+use parking_lot::{Mutex, RwLock};
 use vk_abi::{
     PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
@@ -94,30 +95,19 @@ impl Backend {
     }
 
     pub fn set_notifier(&self, notifier: PodNotifier) {
-        *self.notifier.write().expect("notifier lock") = Some(notifier);
+        *self.notifier.write() = Some(notifier);
     }
 
     fn memory(&self, uid: &str) -> Memory {
-        self.memories
-            .lock()
-            .expect("memory lock")
-            .get(uid)
-            .cloned()
-            .unwrap_or_default()
+        self.memories.lock().get(uid).cloned().unwrap_or_default()
     }
 
     fn remember(&self, uid: &str, change: impl FnOnce(&mut Memory)) {
-        change(
-            self.memories
-                .lock()
-                .expect("memory lock")
-                .entry(uid.to_string())
-                .or_default(),
-        );
+        change(self.memories.lock().entry(uid.to_string()).or_default());
     }
 
     fn is_deleting(&self, uid: &str) -> bool {
-        self.deleting.lock().expect("deleting lock").contains(uid)
+        self.deleting.lock().contains(uid)
     }
 
     /// The pod `namespace/name` as the engine runs it; `None` when it has none of it.
@@ -196,19 +186,16 @@ impl Backend {
 
     /// Starts gathering events of pod `uid` for one report; false if already gathering.
     pub fn gather(&self, uid: &str) -> bool {
-        self.gathering
-            .lock()
-            .expect("gathering lock")
-            .insert(uid.to_string())
+        self.gathering.lock().insert(uid.to_string())
     }
 
     pub fn gathered(&self, uid: &str) {
-        self.gathering.lock().expect("gathering lock").remove(uid);
+        self.gathering.lock().remove(uid);
     }
 
     /// Tells vk the current status of `namespace/name`.
     pub async fn notify(&self, namespace: &str, name: &str) {
-        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+        let Some(notifier) = self.notifier.read().clone() else {
             return;
         };
         match self.pod(namespace, name).await {
@@ -521,7 +508,7 @@ impl Backend {
         reason: &str,
         message: String,
     ) {
-        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+        let Some(notifier) = self.notifier.read().clone() else {
             return;
         };
         let field_path = match role {
@@ -684,16 +671,10 @@ impl Backend {
         let identity = PodIdentity::of(pod)?;
         let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
-            self.memories
-                .lock()
-                .expect("memory lock")
-                .remove(&identity.uid);
+            self.memories.lock().remove(&identity.uid);
             return Ok(());
         }
-        self.deleting
-            .lock()
-            .expect("deleting lock")
-            .insert(identity.uid.clone());
+        self.deleting.lock().insert(identity.uid.clone());
         let this = self.clone();
         tokio::spawn(async move {
             let grace = i32::try_from(grace.max(0)).unwrap_or(i32::MAX);
@@ -724,14 +705,8 @@ impl Backend {
                     identity.name
                 );
             }
-            this.memories
-                .lock()
-                .expect("memory lock")
-                .remove(&identity.uid);
-            this.deleting
-                .lock()
-                .expect("deleting lock")
-                .remove(&identity.uid);
+            this.memories.lock().remove(&identity.uid);
+            this.deleting.lock().remove(&identity.uid);
         });
         Ok(())
     }
