@@ -2,11 +2,7 @@
 //! its init containers in order before its app containers, restarting exited containers per
 //! the restart policy with the kubelet's back-off, and stopping and removing everything.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bollard::{
     models::{ContainerCreateBody, HostConfig, VolumeCreateRequest},
@@ -71,13 +67,25 @@ pub struct Backend {
     pub config: Config,
     pub node_name: String,
     pub host_ip: String,
-    /// By pod UID.
-    memories: Mutex<HashMap<String, Memory>>,
-    /// UIDs of pods being stopped: their exits are not restarts.
-    deleting: Mutex<HashSet<String>>,
-    /// UIDs of pods whose report waits for more events (see `events`).
-    gathering: Mutex<HashSet<String>>,
+    /// By pod UID; a pod with nothing to keep has no entry.
+    pods: Mutex<HashMap<String, PodState>>,
     notifier: RwLock<Option<PodNotifier>>,
+}
+
+/// What the backend keeps of one pod between calls, beyond what the engine records.
+#[derive(Debug, Default)]
+struct PodState {
+    memory: Memory,
+    /// The pod is being stopped: its exits are not restarts.
+    deleting: bool,
+    /// Its report waits for more events (see `events`).
+    gathering: bool,
+}
+
+impl PodState {
+    fn is_empty(&self) -> bool {
+        !self.deleting && !self.gathering && self.memory.is_empty()
+    }
 }
 
 impl Backend {
@@ -87,9 +95,7 @@ impl Backend {
             config,
             node_name,
             host_ip,
-            memories: Mutex::default(),
-            deleting: Mutex::default(),
-            gathering: Mutex::default(),
+            pods: Mutex::default(),
             notifier: RwLock::default(),
         }
     }
@@ -99,15 +105,29 @@ impl Backend {
     }
 
     fn memory(&self, uid: &str) -> Memory {
-        self.memories.lock().get(uid).cloned().unwrap_or_default()
+        self.pods
+            .lock()
+            .get(uid)
+            .map(|pod| pod.memory.clone())
+            .unwrap_or_default()
+    }
+
+    /// Changes what is kept of pod `uid`, dropping its entry once nothing is left.
+    fn update_state(&self, uid: &str, change: impl FnOnce(&mut PodState)) {
+        let mut pods = self.pods.lock();
+        let pod = pods.entry(uid.to_string()).or_default();
+        change(pod);
+        if pod.is_empty() {
+            pods.remove(uid);
+        }
     }
 
     fn remember(&self, uid: &str, change: impl FnOnce(&mut Memory)) {
-        change(self.memories.lock().entry(uid.to_string()).or_default());
+        self.update_state(uid, |pod| change(&mut pod.memory));
     }
 
     fn is_deleting(&self, uid: &str) -> bool {
-        self.deleting.lock().contains(uid)
+        self.pods.lock().get(uid).is_some_and(|pod| pod.deleting)
     }
 
     /// The pod `namespace/name` as the engine runs it; `None` when it has none of it.
@@ -186,11 +206,15 @@ impl Backend {
 
     /// Starts gathering events of pod `uid` for one report; false if already gathering.
     pub fn gather(&self, uid: &str) -> bool {
-        self.gathering.lock().insert(uid.to_string())
+        let mut started = false;
+        self.update_state(uid, |pod| {
+            started = !std::mem::replace(&mut pod.gathering, true)
+        });
+        started
     }
 
     pub fn gathered(&self, uid: &str) {
-        self.gathering.lock().remove(uid);
+        self.update_state(uid, |pod| pod.gathering = false);
     }
 
     /// Tells vk the current status of `namespace/name`.
@@ -671,10 +695,10 @@ impl Backend {
         let identity = PodIdentity::of(pod)?;
         let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
-            self.memories.lock().remove(&identity.uid);
+            self.update_state(&identity.uid, |pod| pod.memory = Memory::default());
             return Ok(());
         }
-        self.deleting.lock().insert(identity.uid.clone());
+        self.update_state(&identity.uid, |pod| pod.deleting = true);
         let this = self.clone();
         tokio::spawn(async move {
             let grace = i32::try_from(grace.max(0)).unwrap_or(i32::MAX);
@@ -705,8 +729,11 @@ impl Backend {
                     identity.name
                 );
             }
-            this.memories.lock().remove(&identity.uid);
-            this.deleting.lock().remove(&identity.uid);
+            // A report being gathered still ends with its own `gathered`.
+            this.update_state(&identity.uid, |pod| {
+                pod.memory = Memory::default();
+                pod.deleting = false;
+            });
         });
         Ok(())
     }

@@ -29,6 +29,12 @@ pub struct Memory {
     pub waiting: HashMap<String, ContainerStateWaiting>,
 }
 
+impl Memory {
+    pub fn is_empty(&self) -> bool {
+        self.restarts.is_empty() && self.last_terminated.is_empty() && self.waiting.is_empty()
+    }
+}
+
 /// The Kubernetes status of `view`.
 pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
     let statuses = |role: Role| -> Vec<ContainerStatus> {
