@@ -13,6 +13,7 @@ pub mod pods;
 pub mod provider;
 pub mod queue;
 pub mod resolve;
+mod response;
 pub mod server;
 pub mod spdy;
 pub mod status;

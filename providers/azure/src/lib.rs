@@ -6,6 +6,7 @@
 //! polls the resource group and pushes status changes to vk (see [`poller`]).
 #![forbid(unsafe_code)]
 
+mod answer;
 mod arm;
 mod auth;
 mod config;
