@@ -25,7 +25,6 @@ pub struct ServerState {
     pub auth: Auth,
     pub provider: Provider,
     pub pods: Store<Pod>,
-    pub node_name: String,
     pub streams: streams::Limits,
     /// Verifies the client certificates that the TLS handshake only asked for.
     pub client_ca: ClientCa,
