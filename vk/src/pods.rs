@@ -34,7 +34,7 @@ use kube::{
     },
 };
 use tokio::sync::watch;
-use vk_abi::{ErrorKind, PodEvent, ProviderError};
+use vk_abi::{ErrorKind, PodEvent, ProviderError, error_chain};
 
 use crate::{
     events::{EventType, Recorder},
@@ -1001,19 +1001,6 @@ fn deadline_exceeded(mut status: PodStatus) -> PodStatus {
 fn until(at: Timestamp) -> Duration {
     let left = at.duration_since(Timestamp::now());
     Duration::try_from(left).unwrap_or(Duration::ZERO)
-}
-
-/// An error with its sources, on one line; sources whose text the message already quotes are
-/// not repeated.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    for source in std::iter::successors(error.source(), |e| e.source()) {
-        let text = source.to_string();
-        if !line.contains(&text) {
-            line = format!("{line}: {text}");
-        }
-    }
-    line
 }
 
 #[cfg(test)]

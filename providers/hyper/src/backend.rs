@@ -3,8 +3,8 @@
 //! the restart policy with the kubelet's back-off, and stopping and removing everything.
 
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, RwLock},
+    collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -16,6 +16,7 @@ use bollard::{
     },
 };
 use futures::StreamExt as _;
+use parking_lot::{Mutex, RwLock};
 use vk_abi::{
     PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
@@ -73,13 +74,25 @@ pub struct Backend {
     pub config: Config,
     pub node_name: String,
     pub host_ip: String,
-    /// By pod UID.
-    memories: Mutex<HashMap<String, Memory>>,
-    /// UIDs of pods being stopped: their exits are not restarts.
-    deleting: Mutex<HashSet<String>>,
-    /// UIDs of pods whose report waits for more events (see `events`).
-    gathering: Mutex<HashSet<String>>,
+    /// By pod UID; a pod with nothing to keep has no entry.
+    pods: Mutex<HashMap<String, PodState>>,
     notifier: RwLock<Option<PodNotifier>>,
+}
+
+/// What the backend keeps of one pod between calls, beyond what the engine records.
+#[derive(Debug, Default)]
+struct PodState {
+    memory: Memory,
+    /// The pod is being stopped: its exits are not restarts.
+    deleting: bool,
+    /// Its report waits for more events (see `events`).
+    gathering: bool,
+}
+
+impl PodState {
+    fn is_empty(&self) -> bool {
+        !self.deleting && !self.gathering && self.memory.is_empty()
+    }
 }
 
 impl Backend {
@@ -89,38 +102,39 @@ impl Backend {
             config,
             node_name,
             host_ip,
-            memories: Mutex::default(),
-            deleting: Mutex::default(),
-            gathering: Mutex::default(),
+            pods: Mutex::default(),
             notifier: RwLock::default(),
         }
     }
 
     pub fn set_notifier(&self, notifier: PodNotifier) {
-        *self.notifier.write().expect("notifier lock") = Some(notifier);
+        *self.notifier.write() = Some(notifier);
     }
 
     fn memory(&self, uid: &str) -> Memory {
-        self.memories
+        self.pods
             .lock()
-            .expect("memory lock")
             .get(uid)
-            .cloned()
+            .map(|pod| pod.memory.clone())
             .unwrap_or_default()
     }
 
+    /// Changes what is kept of pod `uid`, dropping its entry once nothing is left.
+    fn update_state(&self, uid: &str, change: impl FnOnce(&mut PodState)) {
+        let mut pods = self.pods.lock();
+        let pod = pods.entry(uid.to_string()).or_default();
+        change(pod);
+        if pod.is_empty() {
+            pods.remove(uid);
+        }
+    }
+
     fn remember(&self, uid: &str, change: impl FnOnce(&mut Memory)) {
-        change(
-            self.memories
-                .lock()
-                .expect("memory lock")
-                .entry(uid.to_string())
-                .or_default(),
-        );
+        self.update_state(uid, |pod| change(&mut pod.memory));
     }
 
     fn is_deleting(&self, uid: &str) -> bool {
-        self.deleting.lock().expect("deleting lock").contains(uid)
+        self.pods.lock().get(uid).is_some_and(|pod| pod.deleting)
     }
 
     /// The pod `namespace/name` as the engine runs it; `None` when it has none of it.
@@ -209,19 +223,20 @@ impl Backend {
 
     /// Starts gathering events of pod `uid` for one report; false if already gathering.
     pub fn gather(&self, uid: &str) -> bool {
-        self.gathering
-            .lock()
-            .expect("gathering lock")
-            .insert(uid.to_string())
+        let mut started = false;
+        self.update_state(uid, |pod| {
+            started = !std::mem::replace(&mut pod.gathering, true)
+        });
+        started
     }
 
     pub fn gathered(&self, uid: &str) {
-        self.gathering.lock().expect("gathering lock").remove(uid);
+        self.update_state(uid, |pod| pod.gathering = false);
     }
 
     /// Tells vk the current status of `namespace/name`.
     pub async fn notify(&self, namespace: &str, name: &str) {
-        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+        let Some(notifier) = self.notifier.read().clone() else {
             return;
         };
         match self.pod(namespace, name).await {
@@ -590,7 +605,7 @@ impl Backend {
         reason: &str,
         message: String,
     ) {
-        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+        let Some(notifier) = self.notifier.read().clone() else {
             return;
         };
         let field_path = match role {
@@ -797,16 +812,10 @@ impl Backend {
         let identity = PodIdentity::of(pod)?;
         let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
-            self.memories
-                .lock()
-                .expect("memory lock")
-                .remove(&identity.uid);
+            self.update_state(&identity.uid, |pod| pod.memory = Memory::default());
             return Ok(());
         }
-        self.deleting
-            .lock()
-            .expect("deleting lock")
-            .insert(identity.uid.clone());
+        self.update_state(&identity.uid, |pod| pod.deleting = true);
         let this = self.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(grace.max(0).unsigned_abs());
@@ -848,14 +857,11 @@ impl Backend {
                     identity.name
                 );
             }
-            this.memories
-                .lock()
-                .expect("memory lock")
-                .remove(&identity.uid);
-            this.deleting
-                .lock()
-                .expect("deleting lock")
-                .remove(&identity.uid);
+            // A report being gathered still ends with its own `gathered`.
+            this.update_state(&identity.uid, |pod| {
+                pod.memory = Memory::default();
+                pod.deleting = false;
+            });
         });
         Ok(())
     }

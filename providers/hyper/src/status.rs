@@ -31,6 +31,15 @@ pub struct Memory {
     pub starting: bool,
 }
 
+impl Memory {
+    pub fn is_empty(&self) -> bool {
+        self.restarts.is_empty()
+            && self.last_terminated.is_empty()
+            && self.waiting.is_empty()
+            && !self.starting
+    }
+}
+
 /// The Kubernetes status of `view`.
 pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
     let statuses = |role: Role| -> Vec<ContainerStatus> {
