@@ -26,8 +26,8 @@ pub use provider::{
     InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Resizes, Streams, TerminalSize,
 };
 pub use types::{
-    ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, RegistryCredential,
-    ResolvedPod, VolumeFile, VolumeFiles,
+    EventType, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit,
+    RegistryCredential, ResolvedPod, VolumeFile, VolumeFiles,
 };
 
 /// The version of this ABI (this crate's version): a provider loads when its major matches.

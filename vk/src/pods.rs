@@ -332,13 +332,13 @@ impl PodController {
         if event.uid.is_some() && event.uid != pod.metadata.uid {
             return;
         }
-        let kind = match event.type_.as_str() {
-            "Warning" => EventType::Warning,
-            _ => EventType::Normal,
-        };
-        self.inner
-            .recorder
-            .pod(&pod, kind, &event.reason, &event.message, event.field_path);
+        self.inner.recorder.pod(
+            &pod,
+            event.type_,
+            &event.reason,
+            &event.message,
+            event.field_path,
+        );
     }
 
     fn provider_reported(&self, pod: &Pod) {

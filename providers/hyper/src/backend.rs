@@ -17,7 +17,7 @@ use bollard::{
 };
 use futures::StreamExt as _;
 use vk_abi::{
-    PodEvent, PodNotifier, ResolvedPod, VolumeFile,
+    EventType, PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
         Container, ContainerStateTerminated, ContainerStateWaiting, Pod, PodSpec,
     },
@@ -33,9 +33,9 @@ use crate::{
     status::{self, Memory},
 };
 
-/// Kubernetes event types.
-const NORMAL: &str = "Normal";
-const WARNING: &str = "Warning";
+/// Kubernetes event types, short for the many calls below.
+const NORMAL: EventType = EventType::Normal;
+const WARNING: EventType = EventType::Warning;
 
 /// The kubelet's crash-loop back-off: 10 s, doubling, at most 5 minutes.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
@@ -517,7 +517,7 @@ impl Backend {
         identity: &PodIdentity,
         role: Role,
         name: &str,
-        kind: &str,
+        kind: EventType,
         reason: &str,
         message: String,
     ) {
@@ -533,7 +533,7 @@ impl Backend {
             namespace: identity.namespace.clone(),
             name: identity.name.clone(),
             uid: Some(identity.uid.clone()),
-            type_: kind.to_string(),
+            type_: kind,
             reason: reason.to_string(),
             message,
             field_path,
