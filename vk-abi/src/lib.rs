@@ -12,6 +12,7 @@
 pub mod error;
 pub mod export;
 pub mod host;
+pub mod logging;
 pub mod provider;
 pub mod quantity;
 pub mod raw;
