@@ -685,3 +685,47 @@ fn provider_logs_reach_vk_log_through_its_filter() {
         );
     }
 }
+
+#[test]
+fn json_log_lines_are_objects_with_time_level_target_message_and_node() {
+    let output = chatty_faulty_vk(&["--log-format", "json", "--nodename", "n-json"], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let records: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+        })
+        .collect();
+    for record in &records {
+        for key in ["time", "level", "target", "message"] {
+            assert!(record[key].is_string(), "{key} missing in {record}");
+        }
+        assert_eq!(record["node"], "n-json", "{record}");
+    }
+    let chatty: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|record| record["target"] == "vk_faulty::chatty")
+        .map(|record| {
+            (
+                record["level"].as_str().unwrap_or_default(),
+                record["message"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chatty,
+        [
+            ("error", "faulty log line at level ERROR"),
+            ("warn", "faulty log line at level WARN"),
+            ("info", "faulty log line at level INFO"),
+        ]
+    );
+    // The reason vk stops is a record too, the last one.
+    let last = records.last().expect("vk logged something");
+    assert_eq!(
+        (&last["level"], &last["target"]),
+        (&"error".into(), &"vk".into())
+    );
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refused its configuration"), "{message}");
+}

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod events;
 pub mod kubelet;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod objects;

@@ -275,13 +275,13 @@ impl PodController {
                 }
                 None => {
                     removed += 1;
-                    log::info!("removing {key} from the provider: the API no longer has it");
+                    log::info!(pod:% = key; "removing {key} from the provider: the API no longer has it");
                     if let Err(error) = inner
                         .provider
                         .call("delete_pod", move |p| p.delete_pod(&pod, 0))
                         .await
                     {
-                        log::warn!("cannot remove {key} from the provider: {error}");
+                        log::warn!(pod:% = key; "cannot remove {key} from the provider: {error}");
                     }
                 }
             }
@@ -409,7 +409,9 @@ impl PodController {
                         self.provider_reported(&pod);
                     }
                     Ok(None) => {}
-                    Err(error) => log::debug!("cannot poll the status of {key}: {error}"),
+                    Err(error) => {
+                        log::debug!(pod:% = key; "cannot poll the status of {key}: {error}")
+                    }
                 }
             }
         }
@@ -465,6 +467,7 @@ impl PodController {
                     };
                     log::log!(
                         level,
+                        pod:% = key;
                         "sync of {key} failed, retrying in {delay:?}: {}",
                         error_chain(&error)
                     );
@@ -698,6 +701,7 @@ impl PodController {
                 if response.code == 404 && self.still_watched(key, pod) =>
             {
                 log::debug!(
+                    pod:% = key;
                     "{key}: the API server does not see the pod to delete yet; asking again"
                 );
                 return Ok(Next::After(TERMINATION_CHECK));
