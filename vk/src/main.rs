@@ -6,13 +6,20 @@ use anyhow::Context;
 use clap::Parser;
 use vk::{
     cli::{Cli, Command},
+    logging::{self, LogFormat},
     provider,
 };
 use vk_abi::error_chain;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.run.log_level);
+    let log_format = cli.run.log_format;
+    logging::init(
+        &cli.run.log_level,
+        log_format,
+        &cli.run.provider,
+        &cli.run.nodename,
+    );
     let result = match cli.command {
         Some(Command::Providers) => list_providers(&cli.plugin_dir),
         None => tokio::runtime::Builder::new_multi_thread()
@@ -29,20 +36,14 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("vk: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("vk: {error:#}"),
+                // A log shipper reads every line as JSON.
+                LogFormat::Json => log::error!("{error:#}"),
+            }
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--log-level` sets the default; `RUST_LOG` refines it per module.
-fn init_logging(level: &str) {
-    let mut builder = env_logger::Builder::new();
-    builder.parse_filters(&format!("warn,vk={level},vk_mock={level}"));
-    if let Ok(filters) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&filters);
-    }
-    builder.format_timestamp_millis().init();
 }
 
 /// `vk providers`: one line per library in the plugin directory.

@@ -313,13 +313,13 @@ impl PodController {
                 }
                 None => {
                     removed += 1;
-                    log::info!("removing {key} from the provider: the API no longer has it");
+                    log::info!(pod:% = key; "removing {key} from the provider: the API no longer has it");
                     if let Err(error) = inner
                         .provider
                         .call("delete_pod", move |p| p.delete_pod(&pod, 0))
                         .await
                     {
-                        log::warn!("cannot remove {key} from the provider: {error}");
+                        log::warn!(pod:% = key; "cannot remove {key} from the provider: {error}");
                     }
                 }
             }
@@ -373,13 +373,13 @@ impl PodController {
         if event.uid.is_some() && event.uid != pod.metadata.uid {
             return;
         }
-        let kind = match event.type_.as_str() {
-            "Warning" => EventType::Warning,
-            _ => EventType::Normal,
-        };
-        self.inner
-            .recorder
-            .pod(&pod, kind, &event.reason, &event.message, event.field_path);
+        self.inner.recorder.pod(
+            &pod,
+            event.type_,
+            &event.reason,
+            &event.message,
+            event.field_path,
+        );
     }
 
     fn provider_reported(&self, pod: &Pod) {
@@ -450,7 +450,9 @@ impl PodController {
                         self.provider_reported(&pod);
                     }
                     Ok(None) => {}
-                    Err(error) => log::debug!("cannot poll the status of {key}: {error}"),
+                    Err(error) => {
+                        log::debug!(pod:% = key; "cannot poll the status of {key}: {error}")
+                    }
                 }
             }
         }
@@ -507,6 +509,7 @@ impl PodController {
                     };
                     log::log!(
                         level,
+                        pod:% = key;
                         "sync of {key} failed, retrying in {delay:?}: {}",
                         error_chain(&error)
                     );
@@ -845,6 +848,7 @@ impl PodController {
                 if response.code == 404 && self.still_watched(key, pod) =>
             {
                 log::debug!(
+                    pod:% = key;
                     "{key}: the API server does not see the pod to delete yet; asking again"
                 );
                 return Ok(Next::After(TERMINATION_CHECK));

@@ -56,3 +56,11 @@ fn durations_and_names() {
     assert!(parse_node_name("-vk").is_err());
     assert!(parse_node_name(&"a".repeat(64)).is_err());
 }
+
+#[test]
+fn log_format_is_text_unless_json_is_asked() {
+    assert_eq!(parse(&[]).unwrap().run.log_format, LogFormat::Text);
+    let cli = parse(&["--log-format", "json"]).unwrap();
+    assert_eq!(cli.run.log_format, LogFormat::Json);
+    assert!(parse(&["--log-format", "yaml"]).is_err());
+}
