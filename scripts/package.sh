@@ -63,8 +63,9 @@ if [[ ${VK_PACKAGE_SKIP_CHECKS:-} != 1 ]]; then
   cp "$root/etc/vk/example.env" "$root/etc/vk/package-check.env"
   systemd-analyze verify --man=no --recursive-errors=no --root="$root" \
     vk@package-check.service || fail "systemd-analyze verify found problems in vk@.service"
-  # Keeps the hardening from eroding: today's exposure is 1.8 ("OK"); above 3 is a regression.
-  systemd-analyze security --offline=yes --root="$root" --threshold=3 vk@package-check.service |
+  # Keeps the hardening from eroding: today's exposure is 1.8 ("OK"); above 3.0 is a regression
+  # (--threshold counts in tenths of the printed level).
+  systemd-analyze security --offline=yes --root="$root" --threshold=30 vk@package-check.service |
     tail -1 >&2 || fail "vk@.service is less hardened than it was (systemd-analyze security)"
 fi
 
