@@ -40,7 +40,8 @@ root_tarball=$cache/$suite-minbase-$includes.tar
 if [[ ! -s $root_tarball ]]; then
   log "making the clean root with mmdebstrap (once; cached as $root_tarball)"
   mkdir -p "$cache"
-  mmdebstrap --quiet --variant=minbase --include="$includes" "$suite" "$root_tarball.tmp" \
+  mmdebstrap --quiet --format=tar --variant=minbase --include="$includes" "$suite" \
+    "$root_tarball.tmp" \
     || fail "mmdebstrap could not make the root"
   mv "$root_tarball.tmp" "$root_tarball"
 fi
