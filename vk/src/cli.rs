@@ -37,6 +37,25 @@ pub struct Cli {
 pub enum Command {
     /// Lists the providers in the plugin directory, with their versions and ABI compatibility.
     Providers,
+    /// Writes vk's man page or a shell's completions to stdout, made from these flags so that
+    /// packages never drift from `vk --help`.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generated,
+    },
+}
+
+/// What `vk generate` writes.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Generated {
+    /// The man page vk(1), in roff.
+    Man,
+    /// The completion script of a shell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -3,9 +3,9 @@
 use std::{path::Path, process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use vk::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, Generated},
     logging::{self, LogFormat},
     provider,
 };
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     );
     let result = match cli.command {
         Some(Command::Providers) => list_providers(&cli.plugin_dir),
+        Some(Command::Generate { what }) => generate(what),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -50,7 +51,11 @@ fn main() -> ExitCode {
 fn list_providers(dir: &Path) -> anyhow::Result<()> {
     let names = provider::provider_files(dir)?;
     if names.is_empty() {
-        anyhow::bail!("no provider libraries (libvk_NAME.so) in {}", dir.display());
+        anyhow::bail!(
+            "{} holds no provider (no libvk_NAME.so in it): install a provider package such as \
+             vk-provider-mock, or point --plugin-dir at a directory that has one",
+            dir.display()
+        );
     }
     println!(
         "{:<12} {:<10} {:<8} {:<10} FILE",
@@ -87,6 +92,21 @@ fn list_providers(dir: &Path) -> anyhow::Result<()> {
                 path.display(),
                 error_chain(&error),
             ),
+        }
+    }
+    Ok(())
+}
+
+/// `vk generate`: the man page or a completion script, on stdout.
+fn generate(what: Generated) -> anyhow::Result<()> {
+    let mut command = Cli::command();
+    let mut stdout = std::io::stdout().lock();
+    match what {
+        Generated::Man => clap_mangen::Man::new(command)
+            .render(&mut stdout)
+            .context("cannot write the man page")?,
+        Generated::Completions { shell } => {
+            clap_complete::generate(shell, &mut command, "vk", &mut stdout)
         }
     }
     Ok(())
