@@ -42,6 +42,7 @@ use crate::{
     objects::ApiObjects,
     provider::Provider,
     queue::WorkQueue,
+    resize::Allocation,
     resolve::{self, NodeFacts},
     status::{PodKey, StatusWriter},
 };
@@ -52,6 +53,8 @@ const POLL_PERIOD: Duration = Duration::from_secs(5);
 const TERMINATION_CHECK: Duration = Duration::from_secs(1);
 /// The longest wait between two start-up attempts to list the provider's pods.
 const LIST_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How soon a resize that the provider deferred or failed is tried again.
+const RESIZE_RETRY: Duration = Duration::from_secs(5);
 /// Retries sooner than this are logged at debug level only.
 const QUIET_RETRIES: Duration = Duration::from_secs(2);
 
@@ -73,6 +76,8 @@ struct Tracked {
     /// The resync round in which the provider's status of the pod was last compared with the
     /// API's (0: never, as for a pod adopted at start-up).
     status_round: u64,
+    /// The resources the provider was asked to run, and where a resize of them stands.
+    allocation: Allocation,
 }
 
 /// Settings of the pod controller.
@@ -308,6 +313,7 @@ impl PodController {
                         last_seen: api_pod.clone(),
                         reports: 0,
                         status_round: 0,
+                        allocation: Allocation::of(api_pod),
                     };
                     self.track(&key, tracked);
                 }
@@ -409,6 +415,8 @@ impl PodController {
             return;
         }
         let wake = tracked.waits_for_pod_ip && status.pod_ip.is_some();
+        let mut status = status;
+        tracked.allocation.decorate(&mut status, &tracked.last_seen);
         self.inner.status.submit(key.clone(), tracked.uid, status);
         if wake {
             self.inner.queue.add(key);
@@ -638,7 +646,7 @@ impl PodController {
             Some(at) => Next::After(until(at)),
             None => Next::Done,
         };
-        let current = Tracked {
+        let mut current = Tracked {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             fingerprint: Some(fingerprint),
             deleting: false,
@@ -649,9 +657,15 @@ impl PodController {
             status_round: tracked
                 .as_ref()
                 .map_or_else(|| inner.round.load(Ordering::Relaxed), |t| t.status_round),
+            allocation: tracked
+                .as_ref()
+                .map_or_else(|| Allocation::of(&pod), |t| t.allocation.clone()),
         };
         let update = match &tracked {
             None => false,
+            Some(t) if t.allocation.is_resize(&t.last_seen, &pod) => {
+                return self.resize(key, pod, current, next).await;
+            }
             Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
                 self.track(key, current);
                 self.check_status(key).await?;
@@ -659,6 +673,8 @@ impl PodController {
             }
             Some(_) => true,
         };
+        // An update hands the provider the whole pod, resources included.
+        current.allocation = Allocation::of(&pod);
         for event in &resolution.events {
             let field_path = event.field_path.clone();
             inner
@@ -710,6 +726,44 @@ impl PodController {
         }
     }
 
+    /// Resizes the running pod in place (the kubelet's resize admission and actuation), then
+    /// writes the status that shows the outcome.
+    async fn resize(
+        &self,
+        key: &PodKey,
+        pod: Arc<Pod>,
+        mut current: Tracked,
+        next: Next,
+    ) -> Result<Next, SyncError> {
+        // Read from the provider at once, whatever the round, to show the outcome.
+        current.status_round = 0;
+        let (allocation, again) = match current.allocation.settled(&pod) {
+            Some(settled) => (settled, false),
+            None => {
+                // Tracked as started before the call: a report during it shows the resize
+                // in progress.
+                let previous =
+                    std::mem::replace(&mut current.allocation, Allocation::started(&pod));
+                self.track(key, current.clone());
+                let resized = pod.clone();
+                let result = self
+                    .inner
+                    .provider
+                    .call("resize_pod", move |p| p.resize_pod(&resized))
+                    .await;
+                previous.after(&pod, result.as_ref().err())
+            }
+        };
+        current.allocation = allocation;
+        self.track(key, current);
+        self.check_status(key).await?;
+        Ok(if again {
+            Next::After(RESIZE_RETRY)
+        } else {
+            next
+        })
+    }
+
     /// Reads the pod's status from the provider and writes it where the API disagrees: once
     /// for a pod adopted at start-up, then once per resync round. No provider is trusted to
     /// report again what it reported before vk stopped, nor every report to have been written.
@@ -738,7 +792,8 @@ impl PodController {
         // Submitted under the lock, so that a report counted after this check is also
         // submitted after this status, and wins.
         match status {
-            Some(status) if tracked.reports == reports && !tracked.deleting => {
+            Some(mut status) if tracked.reports == reports && !tracked.deleting => {
+                tracked.allocation.decorate(&mut status, &tracked.last_seen);
                 self.inner
                     .status
                     .submit(key.clone(), tracked.uid.clone(), status);
