@@ -362,6 +362,12 @@ async fn older_compatible_provider_loads_and_works() {
         .await
         .unwrap_err();
     assert_eq!(logs.kind, ErrorKind::Unsupported, "{logs}");
+    // So does the resize call of 1.3: vk then marks a resize Infeasible.
+    let resize = provider
+        .call("resize_pod", |client| client.resize_pod(&Pod::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(resize.kind, ErrorKind::Unsupported, "{resize}");
 
     // And the 1.0 calls still work afterwards.
     create(&provider, "c").await.expect("create c");

@@ -759,3 +759,87 @@ fn sidecars_start_in_order_restart_and_end_with_a_jobs_main_containers() {
             .any(|(name, _, state)| name.starts_with(&logger) && state == "exited")
     });
 }
+
+/// The requests and limits of a resize patch or a container status.
+fn resources(cpu_request: &str, cpu_limit: &str, memory: &str) -> Value {
+    json!({
+        "requests": {"cpu": cpu_request, "memory": memory},
+        "limits": {"cpu": cpu_limit, "memory": memory},
+    })
+}
+
+#[test]
+fn a_resize_is_applied_to_the_running_container_without_a_restart() {
+    let (cluster, _podman, namespace, vk) = start("hyper-resize");
+    let mut c = container("c", "exec sleep 100000");
+    c["resources"] = resources("100m", "200m", "64Mi");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "elastic",
+        json!({ "containers": [c] }),
+    );
+    let before = wait_pod(cluster, &namespace, "elastic", "Running", fixtures::running);
+    let status = &before["status"]["containerStatuses"][0];
+    assert_eq!(
+        status["resources"]["limits"]["cpu"], "200m",
+        "the actual resources are reported: {before}"
+    );
+    let id = status["containerID"].clone();
+    let cgroup = |path: &str| {
+        let output = kubectl(
+            cluster,
+            &["exec", "-n", namespace.name(), "elastic", "--", "cat", path],
+        );
+        text(&output).trim().to_string()
+    };
+    assert_eq!(cgroup("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), "20000");
+
+    let patch = json!({"spec": {"containers": [
+        {"name": "c", "resources": resources("150m", "300m", "96Mi")}
+    ]}});
+    let patched = kubectl(
+        cluster,
+        &[
+            "patch",
+            "pod",
+            "elastic",
+            "-n",
+            namespace.name(),
+            "--subresource",
+            "resize",
+            "--patch",
+            &patch.to_string(),
+        ],
+    );
+    assert!(patched.status.success(), "resize refused: {patched:?}");
+
+    let after = wait_pod(cluster, &namespace, "elastic", "resized", |pod| {
+        let status = &pod["status"];
+        status["containerStatuses"][0]["resources"]["limits"]["cpu"] == "300m"
+            && status["observedGeneration"] == pod["metadata"]["generation"]
+            && status["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .all(|c| !c["type"].as_str().unwrap_or("").starts_with("PodResize"))
+            })
+    });
+    let status = &after["status"]["containerStatuses"][0];
+    assert_eq!(status["allocatedResources"]["cpu"], "150m", "{after}");
+    assert_eq!(status["resources"]["limits"]["memory"], "96Mi", "{after}");
+    assert_eq!(status["restartCount"], 0, "no restart: {after}");
+    assert_eq!(status["containerID"], id, "the same container: {after}");
+    assert_eq!(cgroup("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), "30000");
+    assert_eq!(
+        cgroup("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        (96 * 1024 * 1024).to_string()
+    );
+    eprintln!(
+        "resized: generation {}, observedGeneration {}, container {id}, resources {}, \
+         allocatedResources {}",
+        after["metadata"]["generation"],
+        after["status"]["observedGeneration"],
+        status["resources"],
+        status["allocatedResources"]
+    );
+}

@@ -182,6 +182,9 @@ impl<P: Provider> RawProvider for Exported<P> {
     fn pod_stats(&self, namespace: RStr<'_>, name: RStr<'_>) -> RawResult<Json> {
         guarded(|| encode_option(self.0.pod_stats(namespace.as_str(), name.as_str())?))
     }
+    fn resize_pod(&self, pod: RSlice<'_, u8>) -> RawResult<()> {
+        guarded(|| self.0.resize_pod(decode(pod)?))
+    }
 }
 
 #[cfg(test)]

@@ -167,6 +167,11 @@ impl ProviderClient {
                 .pod_stats(RStr::from_str(namespace), RStr::from_str(name)),
         )?)
     }
+    /// Applies a resize in place; a provider before ABI 1.3 answers
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    pub fn resize_pod(&self, pod: &Pod) -> Result<()> {
+        answer(self.raw.resize_pod(RSlice::from_slice(&encode(pod)?)))
+    }
 }
 
 /// The host's end of an exec or attach session.

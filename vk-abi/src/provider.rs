@@ -107,6 +107,17 @@ pub trait Provider: Send + Sync + Sized + 'static {
             "stats are not supported by this provider",
         ))
     }
+    /// Applies the new container resources of a running pod (its spec as the API has it after
+    /// a resize), restarting only the containers whose `resizePolicy` asks for it, and reports
+    /// the resources actually applied in `containerStatuses[].resources`. Answer
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when the resize may fit later,
+    /// and [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when it never can.
+    fn resize_pod(&self, pod: Pod) -> Result<()> {
+        let _ = pod;
+        Err(ProviderError::unsupported(
+            "in-place pod resize is not supported by this provider",
+        ))
+    }
 }
 
 /// Tells the host that a pod's status changed, or that something happened to a pod. Cheap to

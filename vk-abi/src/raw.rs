@@ -163,6 +163,13 @@ pub trait RawProvider: Send + Sync {
         let _ = (namespace, name);
         RResult::RErr(RawError::unsupported("stats"))
     }
+    /// ABI 1.3: applies in place the new container resources of a running pod (JSON `Pod`,
+    /// as the API has it after a resize). A provider before 1.3 answers unsupported, and vk
+    /// marks the resize `PodResizePending` (`Infeasible`) without calling it again.
+    fn resize_pod(&self, pod: RSlice<'_, u8>) -> RawResult<()> {
+        let _ = pod;
+        RResult::RErr(RawError::unsupported("in-place pod resize"))
+    }
 }
 
 /// The standard streams of an exec or attach session. Absent streams were not requested.

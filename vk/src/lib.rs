@@ -16,6 +16,7 @@ mod objects;
 mod pods;
 pub mod provider;
 mod queue;
+mod resize;
 mod resolve;
 mod response;
 mod server;

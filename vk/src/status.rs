@@ -45,16 +45,18 @@ impl std::fmt::Display for PodKey {
 }
 
 /// Conditions the kubelet owns; the others (readiness gates, DisruptionTarget) are kept.
-const KUBELET_CONDITIONS: [&str; 5] = [
+const KUBELET_CONDITIONS: [&str; 7] = [
     "PodReadyToStartContainers",
+    crate::resize::PENDING,
+    crate::resize::IN_PROGRESS,
     "Initialized",
     "Ready",
     "ContainersReady",
     "PodScheduled",
 ];
 
-/// `status` as it should be written over `current`: foreign conditions and the start time are
-/// kept, a condition whose status did not change keeps its transition time (whatever time the
+/// `status` as it should be written over `current`: foreign conditions, the start time and the
+/// observed generation are kept, a condition whose status did not change keeps its transition time (whatever time the
 /// provider gave), and a terminal phase is never left again.
 pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodStatus> {
     let Some(current) = current else {
@@ -99,6 +101,10 @@ pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodSt
     status.conditions = Some(conditions).filter(|c| !c.is_empty());
     if current.start_time.is_some() {
         status.start_time.clone_from(&current.start_time);
+    }
+    // As the API server does for a writer that omits it.
+    if status.observed_generation.is_none() {
+        status.observed_generation = current.observed_generation;
     }
     if status.qos_class.is_none() {
         status.qos_class.clone_from(&current.qos_class);

@@ -30,7 +30,8 @@ use crate::{
     engine::Engine,
     images::{self, ImageError, Pull},
     inventory::{self, Listed, PodView},
-    spec::{self, ContainerPlan, PodIdentity, PodPlan, Role, SpecError},
+    resize,
+    spec::{self, ContainerPlan, PodIdentity, PodPlan, Resources, Role, SpecError},
     status::{self, Memory},
 };
 
@@ -804,6 +805,50 @@ impl Backend {
                     )))?;
             }
         }
+        Ok(())
+    }
+
+    /// Applies the resources of `pod`'s spec to its containers in place, without restarting
+    /// them, and reports the pod.
+    pub async fn resize(&self, pod: &Pod) -> Result<(), PodError> {
+        let identity = PodIdentity::of(pod)?;
+        let view = inventory::inspect_pod(
+            &self.engine,
+            &self.node_name,
+            &identity.namespace,
+            &identity.name,
+        )
+        .await
+        .map_err(engine_error("cannot inspect the pod's containers"))?
+        .ok_or_else(|| {
+            PodError::Unavailable(format!(
+                "pod {}/{} has no containers yet",
+                identity.namespace, identity.name
+            ))
+        })?;
+        let spec = pod.spec.iter();
+        let wanted = spec.flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        });
+        for container in wanted {
+            let Some(existing) = view.container(&container.name) else {
+                continue;
+            };
+            let resources = Resources::of(container.resources.as_ref()).map_err(|problem| {
+                SpecError::Container {
+                    container: container.name.clone(),
+                    problem,
+                }
+            })?;
+            resize::apply(&self.engine, &existing.id, &resources).await?;
+            let applied = container.resources.clone().unwrap_or_default();
+            self.remember(&identity.uid, |memory| {
+                memory.resized.insert(container.name.clone(), applied);
+            });
+        }
+        self.notify(&identity.namespace, &identity.name).await;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod engine;
 mod events;
 mod images;
 mod inventory;
+mod resize;
 mod signing;
 mod spec;
 mod stats;
@@ -89,6 +90,10 @@ impl Provider for HyperProvider {
 
     fn update_pod(&self, pod: ResolvedPod) -> Result<()> {
         self.block_on(self.backend.update(pod)).map_err(pod_error)
+    }
+
+    fn resize_pod(&self, pod: Pod) -> Result<()> {
+        self.block_on(self.backend.resize(&pod)).map_err(pod_error)
     }
 
     fn delete_pod(&self, pod: Pod, grace_period_seconds: i64) -> Result<()> {

@@ -443,15 +443,15 @@ fn container_plan(
 
 /// The engine's resource settings of a container.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Resources {
-    nano_cpus: Option<i64>,
-    cpu_shares: Option<i64>,
-    memory: Option<i64>,
-    memory_reservation: Option<i64>,
+pub struct Resources {
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
 }
 
 impl Resources {
-    fn of(requirements: Option<&ResourceRequirements>) -> Result<Resources, String> {
+    pub fn of(requirements: Option<&ResourceRequirements>) -> Result<Resources, String> {
         let get = |map: Option<
             &BTreeMap<String, vk_abi::k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
         >,

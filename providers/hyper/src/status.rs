@@ -10,7 +10,7 @@ use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
 use vk_abi::k8s_openapi::{
     api::core::v1::{
         ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-        ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
+        ContainerStatus, HostIP, PodCondition, PodIP, PodStatus, ResourceRequirements,
     },
     apimachinery::pkg::apis::meta::v1::Time,
 };
@@ -29,6 +29,8 @@ pub struct Memory {
     pub waiting: HashMap<String, ContainerStateWaiting>,
     /// This process is starting the pod's containers (see `Backend::resume`).
     pub starting: bool,
+    /// Requests and limits applied by a resize, by container: the engine may not show them.
+    pub resized: HashMap<String, ResourceRequirements>,
 }
 
 impl Memory {
@@ -37,6 +39,7 @@ impl Memory {
             && self.last_terminated.is_empty()
             && self.waiting.is_empty()
             && !self.starting
+            && self.resized.is_empty()
     }
 }
 
@@ -238,6 +241,14 @@ fn container_status(container: &ContainerView, memory: &Memory) -> ContainerStat
         started: Some(running),
         restart_count: memory.restarts.get(&container.name).copied().unwrap_or(0),
         state: Some(current),
+        // Always present: the API server refuses to resize pods on a node that omits it.
+        resources: Some(
+            memory
+                .resized
+                .get(&container.name)
+                .cloned()
+                .unwrap_or_else(|| crate::resize::reported(inspect.host_config.as_ref())),
+        ),
         last_state: last.map(|terminated| ContainerState {
             terminated: Some(terminated),
             ..ContainerState::default()

@@ -138,6 +138,19 @@ impl Provider for MockProvider {
         Ok(())
     }
 
+    fn resize_pod(&self, pod: Pod) -> Result<()> {
+        let key = pod_key(&pod)?;
+        let mut pods = self.pods.write();
+        let existing = pods.get_mut(&key).ok_or_else(|| {
+            ProviderError::not_found(format!("pod {}/{} not found", key.0, key.1))
+        })?;
+        existing.resize(&pod.spec.unwrap_or_default());
+        let resized = existing.clone();
+        drop(pods);
+        self.notify(&resized);
+        Ok(())
+    }
+
     fn delete_pod(&self, pod: Pod, _grace_period_seconds: i64) -> Result<()> {
         let removed = self.pods.write().remove(&pod_key(&pod)?);
         if let Some(mut pod) = removed {

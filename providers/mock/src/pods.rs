@@ -9,6 +9,7 @@ use vk_abi::{
         api::core::v1::{
             Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
             ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
+            ResourceRequirements,
         },
         apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
         jiff::Timestamp,
@@ -26,12 +27,15 @@ pub struct MockContainer {
     /// An init container with `restartPolicy: Always`: a sidecar, which runs beside the app
     /// containers instead of completing before them.
     pub sidecar: bool,
+    /// Requests and limits as last applied (at creation or by a resize).
+    pub resources: ResourceRequirements,
 }
 
 impl MockContainer {
     fn from_spec(container: &Container) -> Self {
         MockContainer {
             sidecar: container.restart_policy.as_deref() == Some("Always"),
+            resources: container.resources.clone().unwrap_or_default(),
             name: container.name.clone(),
             image: container.image.clone().unwrap_or_default(),
             env: container
@@ -97,6 +101,21 @@ impl MockPod {
             .find(|c| c.name == name)
     }
 
+    /// Applies the resources of `spec`'s containers to the containers of the same name, as
+    /// an in-place resize does.
+    pub fn resize(&mut self, spec: &PodSpec) {
+        let wanted = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten());
+        for container in wanted {
+            let running = self.containers.iter_mut().chain(&mut self.init_containers);
+            if let Some(running) = running.into_iter().find(|c| c.name == container.name) {
+                running.resources = container.resources.clone().unwrap_or_default();
+            }
+        }
+    }
+
     /// The pod as Kubernetes would show it.
     pub fn to_pod(&self, host_ip: &str) -> Pod {
         let as_spec = |c: &MockContainer| Container {
@@ -160,6 +179,8 @@ impl MockPod {
                 started: Some(state.running.is_some()),
                 restart_count: 0,
                 state: Some(state.clone()),
+                // Always present, even empty: it tells the API server that this node resizes.
+                resources: Some(c.resources.clone()),
                 ..ContainerStatus::default()
             };
         PodStatus {

@@ -391,3 +391,29 @@ fn sidecars_run_beside_the_app_and_init_containers_complete() {
     assert!(state(&init[1]).running.is_some(), "{:?}", init[1]);
     assert!(init[1].ready && init[1].started == Some(true));
 }
+
+#[test]
+fn a_resize_is_applied_in_place_and_reported() {
+    use vk_abi::k8s_openapi::{
+        api::core::v1::ResourceRequirements, apimachinery::pkg::api::resource::Quantity,
+    };
+    let client = client();
+    let mut resized = pod("web");
+    client.create_pod(&resized).unwrap();
+    let reported = |client: &ProviderClient| {
+        let status = client.get_pod_status("default", "web").unwrap().unwrap();
+        status.container_statuses.unwrap()[0].resources.clone()
+    };
+    assert_eq!(reported(&client), Some(ResourceRequirements::default()));
+
+    let limits = ResourceRequirements {
+        limits: Some([("cpu".to_string(), Quantity("300m".into()))].into()),
+        ..ResourceRequirements::default()
+    };
+    resized.pod.spec.as_mut().unwrap().containers[0].resources = Some(limits.clone());
+    client.resize_pod(&resized.pod).unwrap();
+    assert_eq!(reported(&client), Some(limits));
+
+    let unknown = client.resize_pod(&pod("gone").pod).unwrap_err();
+    assert_eq!(unknown.kind, vk_abi::ErrorKind::NotFound);
+}

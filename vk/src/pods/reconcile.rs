@@ -22,12 +22,14 @@ use super::{
     report::{DEADLINE_EXCEEDED, DEADLINE_MESSAGE, deadline_exceeded},
     tracked::Tracked,
 };
-use crate::{events::EventType, metrics::METRICS, resolve, status::PodKey};
+use crate::{events::EventType, metrics::METRICS, resize::Allocation, resolve, status::PodKey};
 
 /// How often a terminating pod's containers are checked while the provider stops them.
 const TERMINATION_CHECK: Duration = Duration::from_secs(1);
 /// The longest wait between two start-up attempts to list the provider's pods.
 const LIST_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How soon a resize that the provider deferred or failed is tried again.
+const RESIZE_RETRY: Duration = Duration::from_secs(5);
 
 /// Why one sync of a pod did not finish; the key is retried with back-off.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +163,7 @@ impl PodController {
                         last_seen: api_pod.clone(),
                         reports: 0,
                         status_round: 0,
+                        allocation: Allocation::of(api_pod),
                     };
                     inner.tracked.insert(&key, tracked);
                 }
@@ -297,7 +300,7 @@ impl PodController {
             Some(at) => Next::After(until(at)),
             None => Next::Done,
         };
-        let current = Tracked {
+        let mut current = Tracked {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             fingerprint: Some(fingerprint),
             deleting: false,
@@ -308,9 +311,15 @@ impl PodController {
             status_round: tracked
                 .as_ref()
                 .map_or_else(|| inner.round.load(Ordering::Relaxed), |t| t.status_round),
+            allocation: tracked
+                .as_ref()
+                .map_or_else(|| Allocation::of(&pod), |t| t.allocation.clone()),
         };
         let update = match &tracked {
             None => false,
+            Some(t) if t.allocation.is_resize(&t.last_seen, &pod) => {
+                return self.resize(key, pod, current, next).await;
+            }
             Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
                 self.inner.tracked.insert(key, current);
                 self.check_status(key).await?;
@@ -318,6 +327,8 @@ impl PodController {
             }
             Some(_) => true,
         };
+        // An update hands the provider the whole pod, resources included.
+        current.allocation = Allocation::of(&pod);
         for event in &resolution.events {
             let field_path = event.field_path.clone();
             inner
@@ -369,6 +380,44 @@ impl PodController {
         }
     }
 
+    /// Resizes the running pod in place (the kubelet's resize admission and actuation), then
+    /// writes the status that shows the outcome.
+    async fn resize(
+        &self,
+        key: &PodKey,
+        pod: Arc<Pod>,
+        mut current: Tracked,
+        next: Next,
+    ) -> Result<Next, SyncError> {
+        // Read from the provider at once, whatever the round, to show the outcome.
+        current.status_round = 0;
+        let (allocation, again) = match current.allocation.settled(&pod) {
+            Some(settled) => (settled, false),
+            None => {
+                // Tracked as started before the call: a report during it shows the resize
+                // in progress.
+                let previous =
+                    std::mem::replace(&mut current.allocation, Allocation::started(&pod));
+                self.inner.tracked.insert(key, current.clone());
+                let resized = pod.clone();
+                let result = self
+                    .inner
+                    .provider
+                    .call("resize_pod", move |p| p.resize_pod(&resized))
+                    .await;
+                previous.after(&pod, result.as_ref().err())
+            }
+        };
+        current.allocation = allocation;
+        self.inner.tracked.insert(key, current);
+        self.check_status(key).await?;
+        Ok(if again {
+            Next::After(RESIZE_RETRY)
+        } else {
+            next
+        })
+    }
+
     /// Reads the pod's status from the provider and writes it where the API disagrees: once
     /// for a pod adopted at start-up, then once per resync round. No provider is trusted to
     /// report again what it reported before vk stopped, nor every report to have been written.
@@ -397,8 +446,10 @@ impl PodController {
         // submitted after this status, and wins.
         self.inner.tracked.update(key, |tracked| {
             tracked.status_round = round;
-            if let Some(status) = status.filter(|_| tracked.reports == reports && !tracked.deleting)
+            if let Some(mut status) =
+                status.filter(|_| tracked.reports == reports && !tracked.deleting)
             {
+                tracked.allocation.decorate(&mut status, &tracked.last_seen);
                 self.inner
                     .status
                     .submit(key.clone(), tracked.uid.clone(), status);

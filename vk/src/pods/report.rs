@@ -64,6 +64,8 @@ impl PodController {
             return;
         }
         let wake = tracked.waits_for_pod_ip && status.pod_ip.is_some();
+        let mut status = status;
+        tracked.allocation.decorate(&mut status, &tracked.last_seen);
         self.inner.status.submit(key.clone(), tracked.uid, status);
         if wake {
             self.inner.queue.add(key);

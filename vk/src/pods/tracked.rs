@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
 
-use crate::status::PodKey;
+use crate::{resize::Allocation, status::PodKey};
 
 /// What vk knows of a pod it has handed to the provider.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub(super) struct Tracked {
     /// The resync round in which the provider's status of the pod was last compared with the
     /// API's (0: never, as for a pod adopted at start-up).
     pub(super) status_round: u64,
+    /// The resources the provider was asked to run, and where a resize of them stands.
+    pub(super) allocation: Allocation,
 }
 
 /// The tracked pods by key.
