@@ -13,6 +13,7 @@ use abi_stable::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    admission,
     error::{ProviderError, Result},
     logging,
     provider::{InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Streams},
@@ -181,6 +182,16 @@ impl<P: Provider> RawProvider for Exported<P> {
     }
     fn pod_stats(&self, namespace: RStr<'_>, name: RStr<'_>) -> RawResult<Json> {
         guarded(|| encode_option(self.0.pod_stats(namespace.as_str(), name.as_str())?))
+    }
+    /// Fields this library cannot read are refused before the provider is asked.
+    fn check_pod(&self, pod: RSlice<'_, u8>) -> RawResult<Json> {
+        guarded(|| {
+            let refusal = match admission::understand(decode(pod)?)? {
+                (_, Some(unknown_fields)) => Some(unknown_fields),
+                (pod, None) => self.0.check_pod(&pod)?,
+            };
+            encode_option(refusal)
+        })
     }
 }
 
