@@ -624,6 +624,9 @@ impl PodController {
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
+        if tracked.is_none() && self.refused(key, &pod).await? {
+            return Ok(Next::Done);
+        }
         let resolution = match resolve::resolve(&pod, &inner.settings.node, &inner.objects).await {
             Ok(resolution) => resolution,
             Err(error) => {
@@ -708,6 +711,40 @@ impl PodController {
                 Err(error.into())
             }
         }
+    }
+
+    /// Asks the provider whether it can run a pod it was never given, before anything is
+    /// resolved, as the kubelet's admission comes first. A pod it cannot run as written is
+    /// rejected as the kubelet rejects one: a Warning event, then, written once, phase Failed
+    /// with the refusal's reason and `Pod was rejected: <message>`. Being terminal, it is
+    /// never synced again.
+    async fn refused(&self, key: &PodKey, pod: &Arc<Pod>) -> Result<bool, SyncError> {
+        let checked = pod.clone();
+        let refusal = self
+            .inner
+            .provider
+            .call("check_pod", move |p| p.check_pod(&checked))
+            .await?;
+        let Some(refusal) = refusal else {
+            return Ok(false);
+        };
+        self.inner.recorder.pod(
+            pod,
+            EventType::Warning,
+            &refusal.reason,
+            &refusal.message,
+            None,
+        );
+        let mut status = pod.status.clone().unwrap_or_default();
+        status.phase = Some("Failed".into());
+        status.reason = Some(refusal.reason);
+        status.message = Some(format!("Pod was rejected: {}", refusal.message));
+        self.inner.status.submit(
+            key.clone(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+            status,
+        );
+        Ok(true)
     }
 
     /// Reads the pod's status from the provider and writes it where the API disagrees: once
