@@ -369,6 +369,13 @@ async fn older_compatible_provider_loads_and_works() {
         .unwrap_err();
     assert_eq!(resize.kind, ErrorKind::Unsupported, "{resize}");
 
+    // The 1.3 check before create: a provider that cannot check has no objection.
+    let checked = pod("d").pod;
+    let refusal = provider
+        .call("check_pod", move |client| client.check_pod(&checked))
+        .await;
+    assert_eq!(refusal, Ok(None));
+
     // And the 1.0 calls still work afterwards.
     create(&provider, "c").await.expect("create c");
     assert_eq!(pod_names(&provider).await, ["a", "b", "c"]);

@@ -492,3 +492,68 @@ fn slow_operations_are_followed_and_settled_groups_cost_one_get_per_poll() {
     );
     vk.assert_running();
 }
+
+#[test]
+fn pods_aci_cannot_run_are_rejected_without_a_group() {
+    let (cluster, namespace, aci, mut vk) = start("azure-refuse");
+    let sidecar = json!({
+        "initContainers": [{
+            "name": "log", "image": fixtures::IMAGE, "restartPolicy": "Always",
+        }],
+    });
+    let on_host = json!({ "hostNetwork": true });
+    for (name, extra, field) in [
+        (
+            "sidecar",
+            sidecar,
+            "spec.initContainers[log].restartPolicy: Always",
+        ),
+        ("on-host", on_host, "spec.hostNetwork: true"),
+    ] {
+        cluster.apply(&fixtures::pod(
+            namespace.name(),
+            name,
+            vk.node_name(),
+            extra,
+        ));
+        let pod = wait_for_ok(&format!("pod {name} to fail"), READY, || {
+            let pod = get_pod(cluster, &namespace, name);
+            if fixtures::phase(&pod) == "Failed" {
+                Ok(pod)
+            } else {
+                Err(describe_pods(std::slice::from_ref(&pod)))
+            }
+        });
+        let status = &pod["status"];
+        assert_eq!(status["reason"], "UnsupportedPodSpec", "{status}");
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("Pod was rejected: {field}")),
+            "{status}"
+        );
+        let event = wait_event(
+            cluster,
+            &namespace,
+            name,
+            "Warning",
+            "UnsupportedPodSpec",
+            READY,
+        );
+        assert!(
+            event["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(field),
+            "{event}"
+        );
+    }
+    assert_eq!(groups_of(&aci, &namespace), Vec::<String>::new());
+    let puts: Vec<String> = aci
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.path)
+        .collect();
+    assert!(puts.is_empty(), "no group was asked for: {puts:?}");
+    vk.assert_running();
+}

@@ -843,3 +843,73 @@ fn a_resize_is_applied_to_the_running_container_without_a_restart() {
         status["allocatedResources"]
     );
 }
+
+#[test]
+fn pods_the_engine_cannot_run_are_rejected_as_kubelet_admission_does() {
+    let (cluster, podman, namespace, mut vk) = start("hyper-refuse");
+    let ns = namespace.name();
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "userns",
+        json!({
+            "hostUsers": false,
+            "containers": [container("c", "exec sleep 100000")],
+        }),
+    );
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "pod-resources",
+        json!({
+            "resources": { "limits": { "cpu": "500m", "memory": "64Mi" } },
+            "containers": [container("c", "exec sleep 100000")],
+        }),
+    );
+    for (name, reason, field) in [
+        ("userns", "UnsupportedPodSpec", "spec.hostUsers: false"),
+        (
+            "pod-resources",
+            "PodLevelResourcesNotSupported",
+            "spec.resources: ",
+        ),
+    ] {
+        let pod = wait_pod(cluster, &namespace, name, "Failed", |pod| {
+            fixtures::phase(pod) == "Failed"
+        });
+        let status = &pod["status"];
+        assert_eq!(status["reason"], reason, "{status}");
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("Pod was rejected: {field}")),
+            "{status}"
+        );
+        let event = fixtures::wait_event(cluster, &namespace, name, "Warning", reason, READY);
+        assert!(
+            event["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(field),
+            "{event}"
+        );
+        assert!(
+            !fixtures::events(cluster, &namespace, name)
+                .iter()
+                .any(|e| e["reason"] == "ProviderCreateSuccess"),
+            "never created"
+        );
+    }
+    assert!(
+        podman.containers(vk.node_name()).is_empty(),
+        "no container was made for a rejected pod"
+    );
+    // Terminal, but deleted like any pod.
+    let deleted = kubectl(
+        cluster,
+        &["delete", "pod", "-n", ns, "userns", "--timeout=60s"],
+    );
+    assert!(deleted.status.success(), "{deleted:?}");
+    vk.assert_running();
+}

@@ -59,10 +59,25 @@ fn node_is_ready_with_labels_taint_capacity_endpoint_and_lease() {
     let cluster = Cluster::shared();
     let mut vk = cluster
         .vk()
-        .provider_config(r#"{"{node}": {"cpu": "7", "memory": "9Gi", "pods": "300"}}"#)
+        .provider_config(
+            r#"{"{node}": {"cpu": "7", "memory": "9Gi", "pods": "300",
+                "declaredFeatures": ["Mock/BackendFeature", "ExtendWebSocketsToKubelet", "not valid"]}}"#,
+        )
         .start_ready(READY);
     let node_name = vk.node_name().to_string();
     let node = node_json(cluster, &node_name);
+    // vk's own feature and the provider's, sorted and once each; a name the apiserver would
+    // refuse is left out with a warning.
+    assert_eq!(
+        node["status"]["declaredFeatures"],
+        json!(["ExtendWebSocketsToKubelet", "Mock/BackendFeature"])
+    );
+    assert!(
+        vk.log()
+            .contains("\"not valid\", which is not UpperCamelCase"),
+        "{}",
+        vk.log_tail(40)
+    );
 
     let labels = &node["metadata"]["labels"];
     assert_eq!(labels["type"], "virtual-kubelet", "{labels}");

@@ -13,6 +13,7 @@ use abi_stable::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
+    admission,
     error::{ProviderError, Result},
     logging,
     provider::{InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Streams},
@@ -184,6 +185,17 @@ impl<P: Provider> RawProvider for Exported<P> {
     }
     fn resize_pod(&self, pod: RSlice<'_, u8>) -> RawResult<()> {
         guarded(|| self.0.resize_pod(decode(pod)?))
+    }
+
+    /// Fields this library cannot read are refused before the provider is asked.
+    fn check_pod(&self, pod: RSlice<'_, u8>) -> RawResult<Json> {
+        guarded(|| {
+            let refusal = match admission::understand(decode(pod)?)? {
+                (_, Some(unknown_fields)) => Some(unknown_fields),
+                (pod, None) => self.0.check_pod(&pod)?,
+            };
+            encode_option(refusal)
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    error::{ProviderError, Result},
+    error::{ErrorKind, ProviderError, Result},
     logging,
     raw::{
         ByteSink, ByteSink_TO, ByteSinkBox, ByteSource, ByteSource_TO, ByteSourceBox, Json,
@@ -21,7 +21,9 @@ use crate::{
         RawStreams, ResizeSource, ResizeSource_TO, ResizeSourceBox, TerminalSize,
     },
     stats::{PodStats, Summary},
-    types::{ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, ResolvedPod},
+    types::{
+        ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal, ResolvedPod,
+    },
 };
 
 /// A provider instance, as the host sees it.
@@ -171,6 +173,15 @@ impl ProviderClient {
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
     pub fn resize_pod(&self, pod: &Pod) -> Result<()> {
         answer(self.raw.resize_pod(RSlice::from_slice(&encode(pod)?)))
+    }
+
+    /// The provider's refusal of `pod`, if it cannot run it as written. A provider before
+    /// ABI 1.3 cannot check and has no objection.
+    pub fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
+        match answer(self.raw.check_pod(RSlice::from_slice(&encode(pod)?))) {
+            Err(error) if error.kind == ErrorKind::Unsupported => Ok(None),
+            answered => decode_option(answered?),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! Versioning follows [`ABI_VERSION`]: same major, any minor. Methods are only appended, and a
 //! method that an older provider lacks answers [`ErrorKind::Unsupported`].
 
+pub mod admission;
 pub mod error;
 pub mod error_chain;
 pub mod export;
@@ -29,7 +30,7 @@ pub use provider::{
     InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Resizes, Streams, TerminalSize,
 };
 pub use types::{
-    EventType, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit,
+    EventType, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal,
     RegistryCredential, ResolvedPod, VolumeFile, VolumeFiles,
 };
 

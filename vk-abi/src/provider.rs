@@ -15,7 +15,9 @@ use crate::{
     error::{ProviderError, Result},
     raw::{ByteSinkBox, ByteSourceBox, NodeNotifierBox, PodNotifierBox, ResizeSourceBox},
     stats::{PodStats, Summary},
-    types::{ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, ResolvedPod},
+    types::{
+        ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal, ResolvedPod,
+    },
 };
 
 pub use crate::raw::TerminalSize;
@@ -117,6 +119,15 @@ pub trait Provider: Send + Sync + Sized + 'static {
         Err(ProviderError::unsupported(
             "in-place pod resize is not supported by this provider",
         ))
+    }
+
+    /// Whether the backend can run `pod` as written, asked before `create_pod` for a pod the
+    /// provider was never given. A field it cannot honour is a [`Refusal`] naming it, never
+    /// dropped silently. Fields unknown to this library's `k8s-openapi` are refused before
+    /// this is called.
+    fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
+        let _ = pod;
+        Ok(None)
     }
 }
 

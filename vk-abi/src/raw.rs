@@ -170,6 +170,14 @@ pub trait RawProvider: Send + Sync {
         let _ = pod;
         RResult::RErr(RawError::unsupported("in-place pod resize"))
     }
+
+    /// ABI 1.3: whether the provider can run the pod (JSON `Pod`) as written, asked before
+    /// `create_pod`: an empty vector when it can, else a JSON `Refusal`. A provider before 1.3
+    /// lacks it and answers unsupported, which the host takes as no objection.
+    fn check_pod(&self, pod: RSlice<'_, u8>) -> RawResult<Json> {
+        let _ = pod;
+        RResult::RErr(RawError::unsupported("checking a pod"))
+    }
 }
 
 /// The standard streams of an exec or attach session. Absent streams were not requested.

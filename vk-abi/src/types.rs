@@ -80,6 +80,27 @@ pub struct VolumeFile {
     pub mode: i32,
 }
 
+/// Why a provider will not run a pod as written (ABI 1.3). The host rejects the pod as the
+/// kubelet's admission does: a Warning event, then phase Failed with this reason and message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// UpperCamelCase and stable, a kubelet rejection reason where one fits
+    /// (`PodLevelResourcesNotSupported`), else the provider's own (`UnsupportedPodSpec`).
+    pub reason: String,
+    /// Names the field and why the backend cannot honour it, as
+    /// `spec.hostUsers: false is not supported by ...`.
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Refusal {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Which container's log to read, and how (the kubelet's `/containerLogs` parameters).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,7 +2,11 @@
 //! 10 s and its status at least every minute, and registers it again when someone deletes it.
 //! While the provider's ping fails it stops both, so the cluster marks the node NotReady.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt;
 use k8s_openapi::{
@@ -38,9 +42,13 @@ const LEASE_NAMESPACE: &str = "kube-node-lease";
 const FIELD_MANAGER: &str = "vk";
 /// What `nodeInfo.kubeletVersion` says: the Kubernetes API level vk speaks, and vk's version.
 pub const KUBELET_VERSION: &str = concat!("v1.36.0-vk-", env!("CARGO_PKG_VERSION"));
-/// `status.declaredFeatures`, sorted: vk serves exec, attach and port-forward over WebSocket
-/// itself, so a 1.36 apiserver may pass kubectl's WebSockets through instead of translating.
-const DECLARED_FEATURES: [&str; 1] = ["ExtendWebSocketsToKubelet"];
+/// The node features (KEP-5328) that vk itself implements, whatever the provider: vk serves
+/// exec, attach and port-forward over WebSocket itself, so a 1.36 apiserver may pass kubectl's
+/// WebSockets through instead of translating. The other features of the registry are about
+/// what the backend runs, and only the provider can declare them.
+const VK_FEATURES: [&str; 1] = ["ExtendWebSocketsToKubelet"];
+/// The apiserver's limit on a declared feature's name.
+const FEATURE_NAME_MAX: usize = 253;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -116,7 +124,7 @@ impl NodeSettings {
                     architecture: "amd64".into(),
                     ..NodeSystemInfo::default()
                 }),
-                declared_features: Some(DECLARED_FEATURES.map(String::from).to_vec()),
+                declared_features: Some(VK_FEATURES.map(String::from).to_vec()),
                 ..NodeStatus::default()
             }),
         }
@@ -150,6 +158,33 @@ pub fn restricted_label(key: &str) -> bool {
         return false;
     }
     !(in_domain("kubelet.kubernetes.io") || in_domain("node.kubernetes.io"))
+}
+
+/// `status.declaredFeatures`: vk's own and those the provider declared for its backend,
+/// sorted and without duplicates, as the apiserver demands. A name it would refuse is dropped
+/// with a warning rather than fail the whole status update.
+fn declared_features(provider: Option<Vec<String>>) -> Vec<String> {
+    let mut features: BTreeSet<String> = VK_FEATURES.map(String::from).into();
+    for name in provider.into_iter().flatten() {
+        if valid_feature_name(&name) {
+            features.insert(name);
+        } else {
+            log::warn!(
+                "the provider declares the node feature {name:?}, which is not UpperCamelCase \
+                 segments joined by '/'; it is left out"
+            );
+        }
+    }
+    features.into_iter().collect()
+}
+
+/// The apiserver's rule for a declared feature: UpperCamelCase segments joined by '/'.
+fn valid_feature_name(name: &str) -> bool {
+    name.len() <= FEATURE_NAME_MAX
+        && name.split('/').all(|segment| {
+            segment.starts_with(|c: char| c.is_ascii_uppercase())
+                && segment.chars().all(|c| c.is_ascii_alphanumeric())
+        })
 }
 
 /// The node's Ready condition: ready when the provider says so and the pods have synced.
@@ -262,8 +297,7 @@ impl NodeController {
         let template = self.settings.template();
         let template_status = template.status.unwrap_or_default();
         status.daemon_endpoints = template_status.daemon_endpoints;
-        // The streaming server is vk's, so are the features it declares.
-        status.declared_features = template_status.declared_features;
+        status.declared_features = Some(declared_features(status.declared_features.take()));
         let info = status.node_info.get_or_insert_with(NodeSystemInfo::default);
         info.kubelet_version = KUBELET_VERSION.into();
         if status.addresses.is_none() {

@@ -1,12 +1,14 @@
 //! A pod as an ACI container group: name `<namespace>-<name>`, the tags that find it again,
 //! containers, init containers, resources in ACI's units, probes, ports, volumes and network.
-//! What ACI cannot express is a [`GroupError`] that names the field, and the pod fails with it.
+//! What ACI cannot express is a [`GroupError`] that names the field: vk's check before create
+//! refuses the pod with it (see [`refusal`]), and a create that gets there anyway fails.
 
 use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use vk_abi::{
-    RegistryCredential as PullSecretLogin, ResolvedPod, VolumeFiles,
+    Refusal, RegistryCredential as PullSecretLogin, ResolvedPod, VolumeFiles,
+    admission::has_pod_level_resources,
     k8s_openapi::{
         api::core::v1::{
             Container as PodContainer, ContainerPort, EnvVar, Pod, PodSpec, Probe as PodProbe,
@@ -87,12 +89,42 @@ pub enum GroupError {
         "volume {volume}: no azurestorageaccountname or azurestorageaccountkey file from Secret {secret} in the resolved pod"
     )]
     StorageAccount { volume: String, secret: String },
+    #[error("{field} is not supported by Azure Container Instances: {why}")]
+    PodField { field: String, why: &'static str },
+    #[error(
+        "spec.resources: pod-level resources are not supported by Azure Container Instances, which sizes each container"
+    )]
+    PodLevelResources,
     #[error("container {container}: volume mount {volume} uses {what}, which ACI cannot mount")]
     Mount {
         container: String,
         volume: String,
         what: &'static str,
     },
+}
+
+impl GroupError {
+    /// The reason to refuse the pod with before create; `None` for what depends on the files
+    /// vk resolves for create, which a check of the bare pod cannot know.
+    fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            GroupError::StorageAccount { .. } | GroupError::NestedFile { .. } => None,
+            GroupError::PodLevelResources => Some("PodLevelResourcesNotSupported"),
+            _ => Some("UnsupportedPodSpec"),
+        }
+    }
+}
+
+/// Why ACI cannot run `pod` as written: the group it would become, made without the files
+/// vk resolves for create, fails for a reason that names the field.
+pub fn refusal(pod: &Pod, settings: &GroupSettings) -> Option<Refusal> {
+    let bare = ResolvedPod {
+        pod: pod.clone(),
+        ..ResolvedPod::default()
+    };
+    let error = container_group(&bare, settings).err()?;
+    let reason = error.refusal_reason()?;
+    Some(Refusal::new(reason, error.to_string()))
 }
 
 /// The node-wide settings a group is made with.
@@ -124,6 +156,7 @@ pub fn container_group(
         return Err(GroupError::NameTooLong(group));
     }
     let spec = pod.spec.clone().unwrap_or_default();
+    pod_fields(&spec)?;
     let volumes = volumes(&spec, &resolved.volumes)?;
     let mountable: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
     let containers = spec
@@ -183,6 +216,54 @@ pub fn container_group(
             ..ContainerGroup::default()
         },
     ))
+}
+
+/// Pod-wide fields a container group has no counterpart for.
+fn pod_fields(spec: &PodSpec) -> Result<(), GroupError> {
+    let refuse = |field: &str, why| {
+        Err(GroupError::PodField {
+            field: field.into(),
+            why,
+        })
+    };
+    if spec.host_network == Some(true) {
+        return refuse(
+            "spec.hostNetwork: true",
+            "a container group has its own network, never its host's",
+        );
+    }
+    if spec.host_pid == Some(true) || spec.host_ipc == Some(true) {
+        let field = if spec.host_pid == Some(true) {
+            "spec.hostPID: true"
+        } else {
+            "spec.hostIPC: true"
+        };
+        return refuse(
+            field,
+            "a container group cannot share its host's namespaces",
+        );
+    }
+    if spec.host_users == Some(false) {
+        return refuse(
+            "spec.hostUsers: false",
+            "ACI offers no user namespaces to ask for",
+        );
+    }
+    if has_pod_level_resources(spec) {
+        return Err(GroupError::PodLevelResources);
+    }
+    if let Some(sidecar) = (spec.init_containers.iter().flatten())
+        .find(|c| c.restart_policy.as_deref() == Some("Always"))
+    {
+        return refuse(
+            &format!(
+                "spec.initContainers[{}].restartPolicy: Always (a sidecar)",
+                sidecar.name
+            ),
+            "ACI runs every init container to completion before the containers start",
+        );
+    }
+    Ok(())
 }
 
 fn tags(pod: &Pod, namespace: &str, name: &str, node: &str) -> BTreeMap<String, String> {

@@ -23,7 +23,7 @@ use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
     ExecOptions, LogOptions, OutputStream, PodNotifier, Provider, ProviderError, ProviderInit,
-    ResolvedPod, Result, Streams, error_chain,
+    Refusal, ResolvedPod, Result, Streams, error_chain,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
     },
@@ -190,6 +190,10 @@ impl Provider for AzureProvider {
             }
             Ok(())
         })
+    }
+
+    fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
+        Ok(group::refusal(pod, &self.settings))
     }
 
     /// ACI cannot change a group in place, and recreating it would restart the pod: the

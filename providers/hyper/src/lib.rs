@@ -7,6 +7,7 @@
 //! stream. The configuration is described in the crate's README.
 #![forbid(unsafe_code)]
 
+mod admission;
 mod backend;
 mod config;
 mod engine;
@@ -24,7 +25,7 @@ use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
     ExecOptions, InputStream, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
-    ProviderError, ProviderInit, ResolvedPod, Result, Streams,
+    ProviderError, ProviderInit, Refusal, ResolvedPod, Result, Streams,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
     },
@@ -86,6 +87,10 @@ impl Provider for HyperProvider {
 
     fn create_pod(&self, pod: ResolvedPod) -> Result<()> {
         self.block_on(self.backend.create(pod)).map_err(pod_error)
+    }
+
+    fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
+        Ok(admission::refusal(pod))
     }
 
     fn update_pod(&self, pod: ResolvedPod) -> Result<()> {

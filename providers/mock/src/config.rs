@@ -1,6 +1,6 @@
 //! The mock provider's configuration, compatible with upstream virtual-kubelet's mock provider:
 //! a JSON object keyed by node name, each entry with optional `cpu`, `memory`, `pods`, `others`
-//! (extra resources) and `providerID`.
+//! (extra resources) and `providerID`, and vk's own `declaredFeatures`.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,10 @@ pub struct NodeConfig {
     pub others: BTreeMap<String, String>,
     #[serde(default, rename = "providerID")]
     pub provider_id: Option<String>,
+    /// Node features (KEP-5328) the mock declares as its backend's: it models none, so tests
+    /// name them to see how vk declares a provider's features.
+    #[serde(default)]
+    pub declared_features: Vec<String>,
 }
 
 fn default_cpu() -> String {
@@ -41,6 +45,7 @@ impl Default for NodeConfig {
             pods: default_pods(),
             others: BTreeMap::new(),
             provider_id: None,
+            declared_features: Vec::new(),
         }
     }
 }

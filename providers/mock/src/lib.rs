@@ -194,6 +194,8 @@ impl Provider for MockProvider {
         status.capacity = Some(capacity.clone());
         status.allocatable = Some(capacity);
         status.conditions = Some(node_conditions());
+        (status.declared_features.get_or_insert_with(Vec::new))
+            .extend(self.config.declared_features.iter().cloned());
         status.addresses = Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),

@@ -48,6 +48,29 @@ fn template_has_labels_taint_and_endpoint() {
 }
 
 #[test]
+fn declared_features_join_the_providers_sorted_and_valid() {
+    let provider = [
+        "RestartAllContainersOnContainerExits",
+        "ExtendWebSocketsToKubelet",
+        "Vendor/BackendFeature",
+        "lowercase",
+        "Trailing/",
+        "Spaced Name",
+    ]
+    .map(String::from);
+    assert_eq!(
+        declared_features(Some(provider.to_vec())),
+        [
+            "ExtendWebSocketsToKubelet",
+            "RestartAllContainersOnContainerExits",
+            "Vendor/BackendFeature",
+        ]
+    );
+    assert_eq!(declared_features(None), ["ExtendWebSocketsToKubelet"]);
+    assert!(!valid_feature_name(&"A".repeat(FEATURE_NAME_MAX + 1)));
+}
+
+#[test]
 fn node_restriction_labels() {
     for restricted in [
         "kubernetes.io/role",

@@ -286,6 +286,9 @@ impl PodController {
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
+        if tracked.is_none() && self.refused(key, &pod).await? {
+            return Ok(Next::Done);
+        }
         let resolution = match resolve::resolve(&pod, &inner.settings.node, &inner.objects).await {
             Ok(resolution) => resolution,
             Err(error) => {
@@ -378,6 +381,23 @@ impl PodController {
                 Err(error.into())
             }
         }
+    }
+
+    /// Asks the provider whether it can run a pod it was never given, before anything is
+    /// resolved, as the kubelet's admission comes first; a refused pod is rejected (see
+    /// [`PodController::report_refusal`]) and, being terminal, never synced again.
+    async fn refused(&self, key: &PodKey, pod: &Arc<Pod>) -> Result<bool, SyncError> {
+        let checked = pod.clone();
+        let refusal = self
+            .inner
+            .provider
+            .call("check_pod", move |p| p.check_pod(&checked))
+            .await?;
+        let Some(refusal) = refusal else {
+            return Ok(false);
+        };
+        self.report_refusal(key, pod, refusal);
+        Ok(true)
     }
 
     /// Resizes the running pod in place (the kubelet's resize admission and actuation), then

@@ -9,7 +9,7 @@ use k8s_openapi::{
     },
     jiff::Timestamp,
 };
-use vk_abi::{PodEvent, ProviderError};
+use vk_abi::{PodEvent, ProviderError, Refusal};
 
 use super::PodController;
 use crate::{events::EventType, resolve, status::PodKey};
@@ -70,6 +70,28 @@ impl PodController {
         if wake {
             self.inner.queue.add(key);
         }
+    }
+
+    /// The provider cannot run the pod as written: rejected as the kubelet rejects one at
+    /// admission, a Warning event, then, written once, phase Failed with the refusal's reason
+    /// and `Pod was rejected: <message>`.
+    pub(super) fn report_refusal(&self, key: &PodKey, pod: &Pod, refusal: Refusal) {
+        self.inner.recorder.pod(
+            pod,
+            EventType::Warning,
+            &refusal.reason,
+            &refusal.message,
+            None,
+        );
+        let mut status = pod.status.clone().unwrap_or_default();
+        status.phase = Some("Failed".into());
+        status.reason = Some(refusal.reason);
+        status.message = Some(format!("Pod was rejected: {}", refusal.message));
+        self.inner.status.submit(
+            key.clone(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+            status,
+        );
     }
 
     /// The provider refused the pod: `ProviderFailed` on the pod, and a Warning event.

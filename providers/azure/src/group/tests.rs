@@ -365,3 +365,55 @@ fn init_containers_and_a_subnet_with_cluster_dns() {
         })
     );
 }
+
+#[test]
+fn pods_aci_cannot_run_are_refused_by_field() {
+    let app = json!({"name": "app", "image": "nginx"});
+    let refused = |spec: serde_json::Value| refusal(&resolved(spec, &[]).pod, &settings()).unwrap();
+    let sidecar = refused(json!({
+        "containers": [app],
+        "initContainers": [{"name": "log", "image": "busybox", "restartPolicy": "Always"}],
+    }));
+    assert_eq!(sidecar.reason, "UnsupportedPodSpec");
+    assert_eq!(
+        sidecar.message,
+        "spec.initContainers[log].restartPolicy: Always (a sidecar) is not supported by Azure \
+         Container Instances: ACI runs every init container to completion before the containers \
+         start"
+    );
+    let host = refused(json!({"containers": [app], "hostNetwork": true}));
+    assert!(
+        host.message
+            .starts_with("spec.hostNetwork: true is not supported")
+    );
+    let pid = refused(json!({"containers": [app], "hostPID": true}));
+    assert!(pid.message.starts_with("spec.hostPID: true"));
+    let users = refused(json!({"containers": [app], "hostUsers": false}));
+    assert!(users.message.starts_with("spec.hostUsers: false"));
+    let resources = refused(json!({"containers": [app], "resources": {"limits": {"cpu": "1"}}}));
+    assert_eq!(resources.reason, "PodLevelResourcesNotSupported");
+    let image = refused(json!({
+        "containers": [app],
+        "volumes": [{"name": "tools", "image": {"reference": "quay.io/t:1"}}],
+    }));
+    assert_eq!(
+        image.message,
+        "volume tools: image volumes are not supported by Azure Container Instances"
+    );
+    let hook = refused(json!({"containers": [{
+        "name": "app", "image": "nginx", "lifecycle": {"preStop": {"exec": {"command": ["x"]}}},
+    }]}));
+    assert_eq!(hook.reason, "UnsupportedPodSpec");
+}
+
+#[test]
+fn what_depends_on_resolved_files_is_left_to_create() {
+    let spec = json!({
+        "containers": [{"name": "app", "image": "nginx"}],
+        "volumes": [
+            {"name": "share", "azureFile": {"secretName": "acct", "shareName": "s"}},
+            {"name": "cfg", "configMap": {"name": "c"}},
+        ],
+    });
+    assert_eq!(refusal(&resolved(spec, &[]).pod, &settings()), None);
+}
