@@ -102,14 +102,20 @@ impl Component {
 /// `scripts/cluster.sh up` of the shared cluster: starts whatever component is not running.
 /// Returns the running command; [`apiserver_answers`] tells when it serves again.
 pub fn start_stopped_components(cluster: &Cluster) -> Result<Child> {
+    let log_path = vk_tests::cluster::run_dir().join("cluster-restarts.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
     let mut command = Command::new(paths::workspace().join("scripts/cluster.sh"));
     command
         .args(["up", "--name", cluster.name()])
         .arg("--dir")
         .arg(cluster.dir())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(log.try_clone()?)
+        .stderr(log);
     for var in CLUSTER_ENV {
         command.env_remove(var);
     }

@@ -278,7 +278,8 @@ impl Drop for Stage {
 enum ControlPlaneFault {
     /// SIGSTOP of the apiserver for 60 s.
     ApiserverFreeze,
-    /// SIGTERM of the apiserver, then `cluster.sh up` starts it again.
+    /// SIGKILL of the apiserver (a SIGTERM holds it for a minute, until watches drain), then
+    /// `cluster.sh up` starts it again.
     ApiserverRestart,
     /// SIGTERM of etcd, 5 s without it, then `cluster.sh up` starts it again.
     EtcdRestart,
@@ -308,12 +309,12 @@ fn control_plane(
             faults::apiserver_answers(cluster, Duration::from_secs(60))?
         }
         ControlPlaneFault::ApiserverRestart | ControlPlaneFault::EtcdRestart => {
-            let component = match fault {
-                ControlPlaneFault::EtcdRestart => Component::Etcd,
-                _ => Component::Apiserver,
+            let (component, signal) = match fault {
+                ControlPlaneFault::EtcdRestart => (Component::Etcd, "TERM"),
+                _ => (Component::Apiserver, "KILL"),
             };
             let pid = component.pid(cluster)?;
-            faults::signal(pid, "TERM")?;
+            faults::signal(pid, signal)?;
             faults::wait_gone(pid, Duration::from_secs(60))?;
             if matches!(fault, ControlPlaneFault::EtcdRestart) {
                 sleep(Duration::from_secs(5));
