@@ -31,8 +31,8 @@ const VK_RESUME_BOUND: Duration = Duration::from_secs(10);
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(240);
 /// The bounds of vk's process while a provider call hangs, for `--pod-sync-workers 10`: each
 /// hung call holds a blocking thread until the engine's own 120 s request timeout.
-pub const THREAD_BOUND: u64 = 100;
-pub const RSS_BOUND_MIB: u64 = 256;
+pub const THREAD_BOUND: u64 = 64;
+pub const RSS_BOUND_MIB: u64 = 128;
 
 /// A scenario: its name, its provider, the pods of its Deployment, and its body.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +135,10 @@ impl Stage {
             .args(["--full-resync-period", &format!("{}s", RESYNC.as_secs())]);
         if provider == ProviderKind::Hyper {
             let podman = Podman::shared();
-            builder = builder.provider_config(&podman.provider_config(&podman.endpoint(), ""));
+            // The provider's default capacity of 20 pods is less than a rolling update needs.
+            let capacity = "[capacity]\npods = \"110\"\n";
+            builder =
+                builder.provider_config(&podman.provider_config(&podman.endpoint(), capacity));
         }
         let vk = builder.start_ready(Duration::from_secs(60));
         let engine = Engine::new(provider, cluster, vk.port())?;
@@ -278,8 +281,9 @@ impl Drop for Stage {
 enum ControlPlaneFault {
     /// SIGSTOP of the apiserver for 60 s.
     ApiserverFreeze,
-    /// SIGKILL of the apiserver (a SIGTERM holds it for a minute, until watches drain), then
-    /// `cluster.sh up` starts it again.
+    /// SIGKILL of the apiserver (a SIGTERM holds it for a minute, until watches drain), 30 s
+    /// without it (a slow start, long enough for clients' back-off to grow), then `cluster.sh
+    /// up` starts it again.
     ApiserverRestart,
     /// SIGTERM of etcd, 5 s without it, then `cluster.sh up` starts it again.
     EtcdRestart,
@@ -316,9 +320,10 @@ fn control_plane(
             let pid = component.pid(cluster)?;
             faults::signal(pid, signal)?;
             faults::wait_gone(pid, Duration::from_secs(60))?;
-            if matches!(fault, ControlPlaneFault::EtcdRestart) {
-                sleep(Duration::from_secs(5));
-            }
+            sleep(match fault {
+                ControlPlaneFault::EtcdRestart => Duration::from_secs(5),
+                _ => Duration::from_secs(30),
+            });
             let mut up = faults::start_stopped_components(cluster)?;
             let answered = faults::apiserver_answers(cluster, Duration::from_secs(120));
             let status = up.wait()?;

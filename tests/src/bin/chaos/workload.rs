@@ -190,6 +190,15 @@ impl Workload {
                     .push(format!("{name}: Running in the API, containers gone"));
             } else if fixtures::running(pod) && self.is_current(pod) {
                 running_current += 1;
+            } else if self.is_current(pod) {
+                let units = units.map_or_else(
+                    || "none".to_string(),
+                    |u| format!("{} infra, {} app", u.infra, u.apps.len()),
+                );
+                tally.notes.push(format!(
+                    "{} (containers on the engine: {units})",
+                    fixtures::describe_pods(std::slice::from_ref(pod)).trim()
+                ));
             }
         }
         let wanted = self.replicas.saturating_sub(running_current);
