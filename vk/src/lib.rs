@@ -2,6 +2,7 @@
 //! that node on a backend reached through a provider library (see `vk-abi`).
 
 pub mod auth;
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod events;

@@ -24,6 +24,7 @@ use kube::{
 use tokio::sync::{Notify, watch};
 
 use crate::{
+    backoff::WatchBackoff,
     events::{EventType, Recorder},
     metrics::{METRICS, OutcomeLabels},
     provider::Provider,
@@ -442,7 +443,7 @@ impl NodeController {
             self.nodes.clone(),
             watcher::Config::default().fields(&selector),
         )
-        .default_backoff();
+        .backoff(WatchBackoff::default());
         let changed = self.changed.clone();
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use vk_abi::{ErrorKind, PodEvent, ProviderError};
 
 use crate::{
+    backoff::WatchBackoff,
     events::{EventType, Recorder},
     metrics::METRICS,
     objects::ApiObjects,
@@ -180,7 +181,7 @@ impl PodController {
         let api = inner.pods.clone();
         let selector = format!("spec.nodeName={}", inner.settings.node_name);
         let events = watcher(api, watcher::Config::default().fields(&selector))
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .modify(|pod| pod.metadata.managed_fields = None)
             .reflect(writer);
         let watching = tokio::spawn({
