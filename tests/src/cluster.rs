@@ -254,6 +254,28 @@ say "done"
 touch "$run_dir/done"
 "#;
 
+/// A frozen control-plane component (see [`Cluster::freeze`]); thawed when dropped.
+#[derive(Debug)]
+pub struct Frozen {
+    pid: String,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("CONT", &self.pid);
+    }
+}
+
+fn signal(name: &str, pid: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), pid])
+        .status();
+    assert!(
+        sent.is_ok_and(|status| status.success()),
+        "kill -{name} {pid} failed"
+    );
+}
+
 /// A control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler; no nodes)
 /// shared by the tests of one test binary. See the module documentation.
 #[derive(Debug)]
@@ -387,6 +409,18 @@ impl Cluster {
     /// The control plane's logs (`COMPONENT.log`), while the cluster is up.
     pub fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")
+    }
+
+    /// Freezes a control-plane component (`kube-apiserver`, `etcd`, ...) with SIGSTOP until the
+    /// returned guard is dropped: it then answers nothing, as a hung server would.
+    pub fn freeze(&self, component: &str) -> Frozen {
+        let pid_file = self.dir.join("run").join(format!("{component}.pid"));
+        let pid = fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", pid_file.display()))
+            .trim()
+            .to_string();
+        signal("STOP", &pid);
+        Frozen { pid }
     }
 
     /// The cluster-admin kubeconfig.

@@ -39,6 +39,10 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
         Ok(self.get_pod(namespace, name)?.and_then(|pod| pod.status))
     }
+    /// Every pod the provider runs for this node, each with the containers it made (at least
+    /// their names in `spec.containers`). At start-up vk adopts the pods that the API still has
+    /// and reads their status; a pod that lacks some of its containers was cut short while
+    /// being created, and vk calls `create_pod` again, which must finish or redo it.
     fn list_pods(&self) -> Result<Vec<Pod>>;
 
     /// Keeps `notifier` and calls it whenever a pod's status changes; answers false if the

@@ -9,7 +9,10 @@
 use std::{
     collections::HashMap,
     hash::{DefaultHasher, Hash, Hasher},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -62,6 +65,12 @@ struct Tracked {
     waits_for_pod_ip: bool,
     /// The pod as last seen, for deleting it from the provider after the API forgot it.
     last_seen: Arc<Pod>,
+    /// Status reports received from the provider: a status read from the provider is written
+    /// only if no report came while it was being read, since a report is at least as new.
+    reports: u64,
+    /// The resync round in which the provider's status of the pod was last compared with the
+    /// API's (0: never, as for a pod adopted at start-up).
+    status_round: u64,
 }
 
 /// Settings of the pod controller.
@@ -91,6 +100,9 @@ struct Inner {
     recorder: Recorder,
     objects: ApiObjects,
     tracked: Mutex<HashMap<PodKey, Tracked>>,
+    /// The current resync round, counted from 1: each pod's status is read from the provider
+    /// once per round (see [`PodController::check_status`]).
+    round: AtomicU64,
 }
 
 /// Why one sync of a pod did not finish; the key is retried with back-off.
@@ -134,6 +146,20 @@ fn is_terminal(pod: &Pod) -> bool {
     )
 }
 
+/// Whether the provider's pod has every container of the API's (by name): a provider lists a
+/// pod with the containers it made, so a pod missing some was cut short while being created.
+fn has_every_container(provided: &Pod, in_api: &Pod) -> bool {
+    let names = |pod: &Pod| -> Vec<String> {
+        pod.spec
+            .iter()
+            .flat_map(|spec| &spec.containers)
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let provided = names(provided);
+    names(in_api).iter().all(|name| provided.contains(name))
+}
+
 /// Every container of `status` has terminated (or the provider knows none).
 fn all_terminated(status: Option<&PodStatus>) -> bool {
     let Some(status) = status else { return true };
@@ -165,6 +191,7 @@ impl PodController {
                 recorder,
                 objects,
                 tracked: Mutex::default(),
+                round: AtomicU64::new(1),
             }),
         }
     }
@@ -253,7 +280,7 @@ impl PodController {
                 }
             }
         };
-        let (mut adopted, mut removed) = (0, 0);
+        let (mut adopted, mut removed, mut partial) = (0, 0, 0);
         for pod in running {
             let Some(key) = PodKey::of(&pod) else {
                 continue;
@@ -263,6 +290,12 @@ impl PodController {
                 pod.metadata.uid.is_none() || api_pod.metadata.uid == pod.metadata.uid
             });
             match same {
+                Some(api_pod) if !has_every_container(&pod, api_pod) => {
+                    // vk stopped while the provider created it: the sync creates it again,
+                    // and the provider finishes or redoes it.
+                    partial += 1;
+                    log::info!("{key} was only partly created before vk stopped: creating it");
+                }
                 Some(api_pod) => {
                     adopted += 1;
                     let tracked = Tracked {
@@ -271,6 +304,8 @@ impl PodController {
                         deleting: false,
                         waits_for_pod_ip: false,
                         last_seen: api_pod.clone(),
+                        reports: 0,
+                        status_round: 0,
                     };
                     self.track(&key, tracked);
                 }
@@ -287,7 +322,10 @@ impl PodController {
                 }
             }
         }
-        log::info!("adopted {adopted} running pods, removed {removed} the API no longer has");
+        log::info!(
+            "adopted {adopted} running pods, removed {removed} the API no longer has, \
+             {partial} partly created"
+        );
     }
 
     /// Registers for provider notifications, or polls providers that cannot notify.
@@ -346,22 +384,22 @@ impl PodController {
         let (Some(key), Some(status)) = (PodKey::of(pod), pod.status.clone()) else {
             return;
         };
-        let tracked = self
-            .inner
-            .tracked
-            .lock()
-            .expect("tracked lock")
-            .get(&key)
-            .cloned();
-        let Some(tracked) = tracked else { return };
-        if pod
-            .metadata
-            .uid
-            .as_ref()
-            .is_some_and(|uid| *uid != tracked.uid)
-        {
-            return;
-        }
+        let tracked = {
+            let mut all = self.inner.tracked.lock().expect("tracked lock");
+            let Some(tracked) = all.get_mut(&key) else {
+                return;
+            };
+            if pod
+                .metadata
+                .uid
+                .as_ref()
+                .is_some_and(|uid| *uid != tracked.uid)
+            {
+                return;
+            }
+            tracked.reports += 1;
+            tracked.clone()
+        };
         if tracked.deleting {
             // The pod is about to leave the API: finish its deletion rather than write a status
             // that would land on a deleted pod.
@@ -416,13 +454,14 @@ impl PodController {
         }
     }
 
-    /// Queues every pod again now and then, so that drift (changed ConfigMaps, tokens to renew,
-    /// lost events) is repaired.
+    /// Queues every pod again now and then, in a new round, so that drift (changed ConfigMaps,
+    /// tokens to renew, lost status reports) is repaired.
     async fn resync(self) {
         let mut ticks = tokio::time::interval(self.inner.settings.resync_period);
         ticks.tick().await;
         loop {
             ticks.tick().await;
+            self.inner.round.fetch_add(1, Ordering::Relaxed);
             for pod in self.inner.store.state() {
                 if let Some(key) = PodKey::of(&pod) {
                     self.inner.queue.add(key);
@@ -541,11 +580,17 @@ impl PodController {
             deleting: false,
             waits_for_pod_ip: resolution.waits_for_pod_ip,
             last_seen: pod.clone(),
+            reports: 0,
+            // A pod created now is reported by the provider as it starts.
+            status_round: tracked
+                .as_ref()
+                .map_or_else(|| inner.round.load(Ordering::Relaxed), |t| t.status_round),
         };
         let update = match &tracked {
             None => false,
             Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
                 self.track(key, current);
+                self.check_status(key).await?;
                 return Ok(next);
             }
             Some(_) => true,
@@ -601,12 +646,52 @@ impl PodController {
         }
     }
 
-    fn track(&self, key: &PodKey, tracked: Tracked) {
-        self.inner
-            .tracked
-            .lock()
-            .expect("tracked lock")
-            .insert(key.clone(), tracked);
+    /// Reads the pod's status from the provider and writes it where the API disagrees: once
+    /// for a pod adopted at start-up, then once per resync round. No provider is trusted to
+    /// report again what it reported before vk stopped, nor every report to have been written.
+    async fn check_status(&self, key: &PodKey) -> Result<(), SyncError> {
+        let round = self.inner.round.load(Ordering::Relaxed);
+        let reports = {
+            let all = self.inner.tracked.lock().expect("tracked lock");
+            match all.get(key) {
+                Some(t) if !t.deleting && t.status_round < round => t.reports,
+                _ => return Ok(()),
+            }
+        };
+        let (namespace, name) = (key.namespace.clone(), key.name.clone());
+        let status = self
+            .inner
+            .provider
+            .call("get_pod_status", move |p| {
+                p.get_pod_status(&namespace, &name)
+            })
+            .await?;
+        let mut all = self.inner.tracked.lock().expect("tracked lock");
+        let Some(tracked) = all.get_mut(key) else {
+            return Ok(());
+        };
+        tracked.status_round = round;
+        // Submitted under the lock, so that a report counted after this check is also
+        // submitted after this status, and wins.
+        match status {
+            Some(status) if tracked.reports == reports && !tracked.deleting => {
+                self.inner
+                    .status
+                    .submit(key.clone(), tracked.uid.clone(), status);
+            }
+            Some(_) => {}
+            None => log::debug!("{key}: the provider has no status for the pod"),
+        }
+        Ok(())
+    }
+
+    /// Records what vk knows of the pod; the count of the provider's reports goes on.
+    fn track(&self, key: &PodKey, mut tracked: Tracked) {
+        let mut all = self.inner.tracked.lock().expect("tracked lock");
+        if let Some(previous) = all.get(key).filter(|p| p.uid == tracked.uid) {
+            tracked.reports = previous.reports;
+        }
+        all.insert(key.clone(), tracked);
     }
 
     /// Forgets the pod, and the tokens issued for it.

@@ -180,12 +180,21 @@ impl Backend {
                     image: Some(c.image.clone()),
                     ..Container::default()
                 };
-                let apps = containers.iter().filter(|c| c.role == Role::App);
+                let of_role = |role: Role| -> Vec<Container> {
+                    containers
+                        .iter()
+                        .filter(|c| c.role == role)
+                        .map(container)
+                        .collect()
+                };
+                // A pod whose creation was cut short lacks containers here, and vk creates
+                // it again (see `create`).
                 Pod {
                     metadata: metadata(&containers[0].identity),
                     spec: Some(PodSpec {
                         node_name: Some(self.node_name.clone()),
-                        containers: apps.map(container).collect(),
+                        init_containers: Some(of_role(Role::Init)).filter(|c| !c.is_empty()),
+                        containers: of_role(Role::App),
                         ..PodSpec::default()
                     }),
                     status: None,
@@ -241,9 +250,12 @@ impl Backend {
         .await
         .map_err(engine_error("cannot inspect the pod's containers"))?;
         match existing {
-            // Created before (vk restarted, or retried a call that timed out).
-            Some(view) if view.identity.uid == identity.uid => return Ok(()),
-            // A predecessor of the same name is still being removed.
+            // Created before (a retried call that timed out): its start goes on.
+            Some(view) if view.identity.uid == identity.uid && view.covers(&plan) => {
+                return Ok(());
+            }
+            // A predecessor of the same name is still being removed, or vk stopped while it
+            // created this pod: nothing of it ran yet, so it is made again from the start.
             Some(view) => self.remove_objects(&view.identity).await?,
             None => {}
         }
@@ -302,12 +314,52 @@ impl Backend {
             .as_ref()
             .and_then(|spec| spec.restart_policy.clone())
             .unwrap_or_else(|| "Always".into());
+        self.remember(&identity.uid, |memory| memory.starting = true);
         let this = self.clone();
         tokio::spawn(async move {
             this.start_containers(identity, restart_policy, created)
                 .await
         });
         Ok(())
+    }
+
+    /// Goes on with a pod whose start was cut short (vk stopped after creating its containers
+    /// and before starting them all): init containers that have not succeeded run in order,
+    /// then app containers never started start. Nothing that runs or ran is touched: exits are
+    /// `container_exited`'s.
+    async fn resume(self: &Arc<Self>, view: PodView) {
+        let memory = self.memory(&view.identity.uid);
+        if memory.starting || self.is_deleting(&view.identity.uid) {
+            return;
+        }
+        let unstarted_app = view
+            .containers
+            .iter()
+            .any(|c| c.role == Role::App && status::never_started(&c.inspect));
+        if !unstarted_app {
+            return;
+        }
+        let identity = view.identity.clone();
+        log::info!(
+            "resuming the start of {}/{}, cut short when vk stopped",
+            identity.namespace,
+            identity.name
+        );
+        let steps = view
+            .containers
+            .iter()
+            .filter(|c| match c.role {
+                Role::Init => !status::succeeded(&c.inspect),
+                _ => status::never_started(&c.inspect),
+            })
+            .map(|c| (c.role, c.name.clone(), c.id.clone()))
+            .collect();
+        self.remember(&identity.uid, |memory| memory.starting = true);
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.start_containers(identity, view.restart_policy, steps)
+                .await
+        });
     }
 
     /// Creates volumes, the infra container (started), and the pod's containers (not started),
@@ -416,19 +468,20 @@ impl Backend {
     ) {
         for (role, name, id) in &containers {
             if self.is_deleting(&identity.uid) {
-                return;
+                break;
             }
             if *role == Role::Init {
                 if !self
                     .run_to_completion(&identity, name, id, &restart_policy)
                     .await
                 {
-                    return;
+                    break;
                 }
                 continue;
             }
             self.start(&identity, *role, name, id).await;
         }
+        self.remember(&identity.uid, |memory| memory.starting = false);
     }
 
     /// Runs init container `name` until it succeeds; false once the pod will not start.
@@ -478,10 +531,17 @@ impl Backend {
     /// Starts container `name` (its start is reported by the engine's event); a failure is
     /// remembered for its status and reported here.
     async fn start(&self, identity: &PodIdentity, role: Role, name: &str, id: &str) -> bool {
-        let Err(error) = self.engine.docker.start_container(id, None).await else {
-            let message = format!("Started container {name}");
-            self.event(identity, role, name, NORMAL, "Started", message);
-            return true;
+        let error = match self.engine.docker.start_container(id, None).await {
+            Ok(()) => {
+                let message = format!("Started container {name}");
+                self.event(identity, role, name, NORMAL, "Started", message);
+                return true;
+            }
+            // Already running (a start resumed after vk restarted): nothing to do.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => return true,
+            Err(error) => error,
         };
         log::warn!(
             "cannot start container {name} of {}/{}: {error}",
@@ -607,7 +667,8 @@ impl Backend {
         let Some(container) = view.container(name).filter(|c| c.role == Role::App) else {
             return;
         };
-        if status::is_running(&container.inspect) {
+        // Never started is no exit: `resume` starts it.
+        if status::is_running(&container.inspect) || status::never_started(&container.inspect) {
             return;
         }
         let state = container.inspect.state.clone().unwrap_or_default();
@@ -794,8 +855,8 @@ impl Backend {
         Ok(())
     }
 
-    /// Reports every pod, and restarts app containers that exited unseen (while vk was down or
-    /// the event stream was broken).
+    /// Reports every pod, resumes starts that were cut short, and restarts app containers that
+    /// exited unseen (while vk was down or the event stream was broken).
     pub async fn resync(self: &Arc<Self>) {
         let listed = match inventory::list(&self.engine, &self.node_name, None).await {
             Ok(listed) => listed,
@@ -806,6 +867,15 @@ impl Backend {
         };
         for containers in inventory::by_pod(listed).into_values() {
             let identity = containers[0].identity.clone();
+            match inventory::view_of(&self.engine, containers.clone()).await {
+                Ok(Some(view)) => self.resume(view).await,
+                Ok(None) => {}
+                Err(error) => log::warn!(
+                    "cannot inspect pod {}/{}: {error}",
+                    identity.namespace,
+                    identity.name
+                ),
+            }
             for exited in containers
                 .iter()
                 .filter(|c| c.role == Role::App && !c.running)

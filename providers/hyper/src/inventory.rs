@@ -11,7 +11,7 @@ use bollard::{
 use crate::{
     engine::Engine,
     spec::{
-        CONTAINER_LABEL, INDEX_LABEL, NAMESPACE_LABEL, NODE_LABEL, POD_LABEL, PodIdentity,
+        CONTAINER_LABEL, INDEX_LABEL, NAMESPACE_LABEL, NODE_LABEL, POD_LABEL, PodIdentity, PodPlan,
         RESTART_POLICY_LABEL, ROLE_LABEL, Role, UID_LABEL,
     },
 };
@@ -39,6 +39,15 @@ pub struct PodView {
 impl PodView {
     pub fn container(&self, name: &str) -> Option<&ContainerView> {
         self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Whether every container that `plan` makes exists (creation was not cut short).
+    pub fn covers(&self, plan: &PodPlan) -> bool {
+        self.infra.is_some()
+            && plan
+                .containers
+                .iter()
+                .all(|planned| self.container(&planned.name).is_some())
     }
 }
 

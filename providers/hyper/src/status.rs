@@ -27,6 +27,8 @@ pub struct Memory {
     pub last_terminated: HashMap<String, ContainerStateTerminated>,
     /// Why a container is not running yet (`CrashLoopBackOff`, `RunContainerError`, ...).
     pub waiting: HashMap<String, ContainerStateWaiting>,
+    /// This process is starting the pod's containers (see `Backend::resume`).
+    pub starting: bool,
 }
 
 /// The Kubernetes status of `view`.
@@ -223,6 +225,21 @@ fn is_created(status: &ContainerStatus) -> bool {
         .as_ref()
         .is_some_and(|state| state.waiting.is_some())
         && status.last_state.is_none()
+}
+
+/// The container was created and never started.
+pub fn never_started(inspect: &ContainerInspectResponse) -> bool {
+    inspect
+        .state
+        .as_ref()
+        .is_some_and(|state| state.status == Some(ContainerStateStatusEnum::CREATED))
+}
+
+/// The container exited with code 0.
+pub fn succeeded(inspect: &ContainerInspectResponse) -> bool {
+    inspect.state.as_ref().is_some_and(|state| {
+        state.status == Some(ContainerStateStatusEnum::EXITED) && state.exit_code == Some(0)
+    })
 }
 
 pub fn is_running(inspect: &ContainerInspectResponse) -> bool {

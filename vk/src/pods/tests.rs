@@ -69,3 +69,30 @@ fn terminal_pods_are_recognised() {
     assert!(is_terminal(&with_phase("Failed")));
     assert!(!is_terminal(&with_phase("Running")));
 }
+
+#[test]
+fn a_pod_listed_without_some_of_its_containers_was_cut_short() {
+    let with_containers = |names: &[&str]| Pod {
+        spec: Some(PodSpec {
+            containers: names
+                .iter()
+                .map(|name| k8s_openapi::api::core::v1::Container {
+                    name: name.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    };
+    let in_api = with_containers(&["web", "sidecar"]);
+    assert!(has_every_container(
+        &with_containers(&["sidecar", "web"]),
+        &in_api
+    ));
+    assert!(!has_every_container(&with_containers(&["web"]), &in_api));
+    assert!(
+        !has_every_container(&Pod::default(), &in_api),
+        "only the infra container was made"
+    );
+}
