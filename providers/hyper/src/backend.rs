@@ -29,6 +29,7 @@ use crate::{
     engine::Engine,
     images::{self, ImageError, Pull},
     inventory::{self, Listed, PodView},
+    pod_locks::PodLocks,
     spec::{self, ContainerPlan, PodIdentity, PodPlan, Role, SpecError},
     status::{self, Memory},
 };
@@ -77,6 +78,8 @@ pub struct Backend {
     /// UIDs of pods whose report waits for more events (see `events`).
     gathering: Mutex<HashSet<String>>,
     notifier: RwLock<Option<PodNotifier>>,
+    /// Creates and deletes of one pod run one after the other (see `pod_locks`).
+    pod_locks: PodLocks,
 }
 
 impl Backend {
@@ -90,6 +93,7 @@ impl Backend {
             deleting: Mutex::default(),
             gathering: Mutex::default(),
             notifier: RwLock::default(),
+            pod_locks: PodLocks::default(),
         }
     }
 
@@ -237,6 +241,7 @@ impl Backend {
     pub async fn create(self: &Arc<Self>, resolved: ResolvedPod) -> Result<(), PodError> {
         let plan = self.plan(&resolved)?;
         let identity = plan.identity.clone();
+        let _pod_lock = self.pod_locks.lock(&identity.uid).await;
         self.engine
             .negotiate()
             .await
@@ -743,6 +748,7 @@ impl Backend {
     /// Stops the pod's containers within `grace` seconds and removes them, in the background.
     pub async fn delete(self: &Arc<Self>, pod: &Pod, grace: i64) -> Result<(), PodError> {
         let identity = PodIdentity::of(pod)?;
+        let pod_lock = self.pod_locks.lock(&identity.uid).await;
         let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
             self.memories
@@ -757,6 +763,8 @@ impl Backend {
             .insert(identity.uid.clone());
         let this = self.clone();
         tokio::spawn(async move {
+            // Held until the pod's objects are gone.
+            let _pod_lock = pod_lock;
             let grace = i32::try_from(grace.max(0)).unwrap_or(i32::MAX);
             let stops = listed
                 .iter()

@@ -13,6 +13,7 @@ mod engine;
 mod events;
 mod images;
 mod inventory;
+mod pod_locks;
 mod signing;
 mod spec;
 mod stats;
