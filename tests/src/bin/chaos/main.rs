@@ -96,11 +96,23 @@ fn run(scenario: &Scenario) -> Outcome {
     }
     outcome.duration_s = started.elapsed().as_secs_f64().round();
     eprintln!(
-        "chaos: {} {} in {:.0}s; figures {:?}",
+        "chaos: {} {} in {:.0}s: lost {}, duplicated {}, stuck {}, restarted {}, recovery {:?} s; \
+         figures {}",
         scenario.id(),
         if outcome.passed() { "passed" } else { "FAILED" },
         outcome.duration_s,
-        outcome.figures
+        outcome.lost,
+        outcome.duplicated,
+        outcome.stuck,
+        outcome.restarted,
+        outcome.recovery_s,
+        serde_json::Value::from(
+            outcome
+                .figures
+                .clone()
+                .into_iter()
+                .collect::<serde_json::Map<_, _>>()
+        )
     );
     for note in outcome.failures.iter().chain(&outcome.notes) {
         eprintln!("chaos:   {note}");

@@ -405,9 +405,11 @@ fn sigterm(outcome: &mut Outcome, provider: ProviderKind, pods: u32) -> Result<(
     let kept = before
         .iter()
         .filter(|(uid, units)| {
-            after
-                .get(*uid)
-                .is_some_and(|a| a.apps == units.apps && a.infra == units.infra)
+            after.get(*uid).is_some_and(|a| {
+                a.infra == units.infra
+                    && a.apps.len() == units.apps.len()
+                    && a.apps.iter().zip(&units.apps).all(|(a, b)| a.same_start(b))
+            })
         })
         .count();
     outcome.figure("pods_on_engine_at_stop", before.len());

@@ -159,7 +159,8 @@ impl Workload {
     }
 
     fn is_current(&self, pod: &Value) -> bool {
-        pod["metadata"]["labels"][GENERATION_LABEL] == self.generation.to_string()
+        let label = pod["metadata"]["labels"][GENERATION_LABEL].as_str();
+        label.and_then(|g| g.parse().ok()) == Some(self.generation)
     }
 
     /// Names of the workload's pods that are Running, with the current template.
@@ -259,6 +260,14 @@ impl Tally {
 pub struct AppContainer {
     pub id: String,
     pub started_at: String,
+    pub running: bool,
+}
+
+impl AppContainer {
+    /// Whether `other` is this container, started the same time (not restarted).
+    pub fn same_start(&self, other: &AppContainer) -> bool {
+        self.id == other.id && self.started_at == other.started_at
+    }
 }
 
 /// A pod's containers on the engine.
@@ -324,6 +333,7 @@ impl Engine {
                         units.apps.push(AppContainer {
                             id: container["name"].as_str().unwrap_or_default().to_string(),
                             started_at: String::new(),
+                            running: true,
                         });
                     }
                 }
@@ -359,6 +369,7 @@ fn podman_view(podman: &Podman, node: &str) -> Result<EngineView> {
             Some("app") => units.apps.push(AppContainer {
                 id: container["Id"].as_str().unwrap_or_default().to_string(),
                 started_at: container["StartedAt"].to_string(),
+                running: container["State"] == "running",
             }),
             _ => {}
         }
@@ -378,11 +389,16 @@ impl RestartTracker {
     /// Compares a look at the engine with the first one of each pod.
     pub fn observe_engine(&mut self, engine: &EngineView) {
         for (pod_uid, units) in engine {
+            // A container created but not started yet (vk killed in between) is not tracked
+            // until it runs: starting it then is no restart.
             let [app] = units.apps.as_slice() else {
                 continue;
             };
+            if !app.running {
+                continue;
+            }
             match self.first_seen.get(pod_uid) {
-                Some(first) if first != app => {
+                Some(first) if !first.same_start(app) => {
                     self.restarted.insert(pod_uid.clone());
                 }
                 Some(_) => {}
