@@ -617,3 +617,146 @@ fn a_remote_engine_over_tcp_with_signed_requests_and_a_relayed_port_forward() {
     );
     vk.assert_running();
 }
+
+#[test]
+fn host_namespaces_are_the_hosts() {
+    let (cluster, _podman, namespace, vk) = start("hyper-host");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "on-host",
+        json!({
+            "hostNetwork": true, "hostPID": true, "hostIPC": true,
+            "containers": [container("c", "exec sleep 100000")],
+        }),
+    );
+    let pod = wait_pod(cluster, &namespace, "on-host", "Running", fixtures::running);
+    let status = &pod["status"];
+    assert_eq!(status["podIP"], status["hostIP"], "{status}");
+    assert_eq!(status["podIPs"][0]["ip"], status["hostIP"], "{status}");
+
+    // The container's namespaces are this (host) process's.
+    for kind in ["net", "pid", "ipc", "uts"] {
+        let link = format!("/proc/self/ns/{kind}");
+        let own = std::fs::read_link(&link).expect("read own namespace");
+        let output = kubectl(
+            cluster,
+            &[
+                "exec",
+                "-n",
+                namespace.name(),
+                "on-host",
+                "--",
+                "readlink",
+                &link,
+            ],
+        );
+        assert_eq!(
+            text(&output).trim(),
+            own.to_string_lossy(),
+            "{kind}: {output:?}"
+        );
+    }
+}
+
+#[test]
+fn a_pod_past_its_active_deadline_fails_and_its_containers_go() {
+    let (cluster, podman, namespace, vk) = start("hyper-deadline");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "brief",
+        json!({
+            "activeDeadlineSeconds": 5,
+            "containers": [container("c", "exec sleep 100000")],
+        }),
+    );
+    wait_pod(cluster, &namespace, "brief", "Running", fixtures::running);
+    let pod = wait_pod(cluster, &namespace, "brief", "Failed", |pod| {
+        fixtures::phase(pod) == "Failed"
+    });
+    assert_eq!(pod["status"]["reason"], "DeadlineExceeded", "{pod}");
+    wait_for("its containers to be removed", READY, || {
+        podman.containers(vk.node_name()).is_empty()
+    });
+    let still = fixtures::get_pod(cluster, &namespace, "brief");
+    assert_eq!(fixtures::phase(&still), "Failed", "the pod stays, Failed");
+}
+
+/// A sidecar: an init container with `restartPolicy: Always`.
+fn sidecar(name: &str, script: &str) -> Value {
+    fixtures::merged(
+        container(name, script),
+        json!({ "restartPolicy": "Always" }),
+    )
+}
+
+#[test]
+fn sidecars_start_in_order_restart_and_end_with_a_jobs_main_containers() {
+    let (cluster, podman, namespace, vk) = start("hyper-sidecar");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "served",
+        json!({
+            "initContainers": [
+                container("setup", "echo set up"),
+                sidecar("proxy", "exec sleep 100000"),
+            ],
+            "containers": [container("app", "exec sleep 100000")],
+        }),
+    );
+    let pod = wait_pod(cluster, &namespace, "served", "Running", fixtures::running);
+    let init = &pod["status"]["initContainerStatuses"];
+    assert_eq!(init[0]["state"]["terminated"]["exitCode"], 0, "{init}");
+    assert!(init[1]["state"]["running"].is_object(), "{init}");
+    assert_eq!(init[1]["started"], true, "{init}");
+    assert_eq!(init[1]["ready"], true, "{init}");
+
+    // A sidecar that exits is started again, whatever the pod's restart policy.
+    let proxy = format!("k8s_proxy_served_{}", namespace.name());
+    let killed = podman.podman(["ps", "-q", "--filter", &format!("name={proxy}")]);
+    let id = text(&killed).trim().to_string();
+    assert!(!id.is_empty(), "no proxy container: {killed:?}");
+    assert!(podman.podman(["kill", &id]).status.success());
+    wait_pod(
+        cluster,
+        &namespace,
+        "served",
+        "with proxy restarted",
+        |pod| {
+            let proxy = &pod["status"]["initContainerStatuses"][1];
+            proxy["restartCount"] == 1 && proxy["state"]["running"].is_object()
+        },
+    );
+
+    // A Job's pod completes when its main container does; its sidecar is stopped.
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "job",
+        json!({
+            "restartPolicy": "Never",
+            "initContainers": [sidecar("logger", "exec sleep 100000")],
+            "containers": [container("work", "sleep 2; echo done")],
+        }),
+    );
+    let pod = wait_pod(cluster, &namespace, "job", "Succeeded", |pod| {
+        fixtures::phase(pod) == "Succeeded"
+    });
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0,
+        "{pod}"
+    );
+    let logger = format!("k8s_logger_job_{}", namespace.name());
+    wait_for("the job's sidecar to be stopped", READY, || {
+        podman
+            .containers(vk.node_name())
+            .iter()
+            .any(|(name, _, state)| name.starts_with(&logger) && state == "exited")
+    });
+}

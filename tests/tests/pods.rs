@@ -388,3 +388,41 @@ fn provider_failures_land_on_their_pods_while_the_node_serves_the_others() {
     vk.wait_ready(Duration::ZERO);
     vk.assert_running();
 }
+
+#[test]
+fn a_pod_past_its_active_deadline_fails_and_stops() {
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace("deadline");
+    let vk = cluster.vk().start_ready(READY);
+    cluster.apply(&fixtures::pod(
+        namespace.name(),
+        "brief",
+        vk.node_name(),
+        json!({ "activeDeadlineSeconds": 3 }),
+    ));
+    let pod = wait_for_ok("pod brief to fail at its deadline", READY, || {
+        let pod = get_pod(cluster, &namespace, "brief");
+        if fixtures::phase(&pod) == "Failed" {
+            Ok(pod)
+        } else {
+            Err(describe_pods(std::slice::from_ref(&pod)))
+        }
+    });
+    let status = &pod["status"];
+    assert_eq!(status["reason"], "DeadlineExceeded", "{status}");
+    assert_eq!(
+        status["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+    let state = &status["containerStatuses"][0]["state"];
+    assert!(state["terminated"].is_object(), "{state}");
+    let event = wait_event(
+        cluster,
+        &namespace,
+        "brief",
+        "Normal",
+        "DeadlineExceeded",
+        READY,
+    );
+    assert_eq!(event["message"], status["message"]);
+}

@@ -10,6 +10,7 @@
 //! method that an older provider lacks answers [`ErrorKind::Unsupported`].
 
 pub mod error;
+pub mod error_chain;
 pub mod export;
 pub mod host;
 pub mod provider;
@@ -22,6 +23,7 @@ pub use abi_stable;
 pub use k8s_openapi;
 
 pub use error::{ErrorKind, ProviderError, Result};
+pub use error_chain::error_chain;
 pub use provider::{
     InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Resizes, Streams, TerminalSize,
 };

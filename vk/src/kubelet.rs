@@ -208,7 +208,6 @@ fn server_state(
         auth: Auth::new(api, args.nodename.clone(), args.anonymous_auth),
         provider,
         pods,
-        node_name: args.nodename.clone(),
         streams: streams::Limits {
             creation: args.stream_creation_timeout,
             idle: args.streaming_connection_idle_timeout,

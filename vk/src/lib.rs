@@ -1,21 +1,25 @@
 //! vk, a virtual kubelet: it registers a Node in a Kubernetes cluster and runs the pods bound to
 //! that node on a backend reached through a provider library (see `vk-abi`).
+//!
+//! The library exists for the `vk` binary, the integration tests (`provider`) and the fuzz
+//! targets (`spdy`); everything else stays private, so that the compiler reports dead code.
 
-pub mod auth;
-pub mod backoff;
+mod auth;
+mod backoff;
 pub mod cli;
-pub mod client;
-pub mod events;
+mod client;
+mod events;
 pub mod kubelet;
-pub mod metrics;
-pub mod node;
-pub mod objects;
-pub mod pods;
+mod metrics;
+mod node;
+mod objects;
+mod pods;
 pub mod provider;
-pub mod queue;
-pub mod resolve;
-pub mod server;
+mod queue;
+mod resolve;
+mod response;
+mod server;
 pub mod spdy;
-pub mod status;
-pub mod streams;
-pub mod tls;
+mod status;
+mod streams;
+mod tls;

@@ -8,6 +8,7 @@ use vk::{
     cli::{Cli, Command},
     provider,
 };
+use vk_abi::error_chain;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -88,12 +89,4 @@ fn list_providers(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// An error and its sources on one line, as anyhow's `{:#}` prints them.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }

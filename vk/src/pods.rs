@@ -18,7 +18,10 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodStatus},
+    api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+        PodStatus,
+    },
     jiff::Timestamp,
 };
 use kube::{
@@ -31,7 +34,7 @@ use kube::{
     },
 };
 use tokio::sync::watch;
-use vk_abi::{ErrorKind, PodEvent, ProviderError};
+use vk_abi::{ErrorKind, PodEvent, ProviderError, error_chain};
 
 use crate::{
     backoff::WatchBackoff,
@@ -549,7 +552,66 @@ impl PodController {
         if is_terminal(&pod) {
             return Ok(Next::Done);
         }
-        self.ensure_running(key, pod, tracked).await
+        let deadline = active_deadline(&pod);
+        if deadline.is_some_and(|d| d <= Timestamp::now()) {
+            return self.exceed_deadline(key, &pod, tracked).await;
+        }
+        let next = self.ensure_running(key, pod, tracked).await?;
+        // Back at the deadline, if it comes before the next planned sync.
+        Ok(match (next, deadline.map(until)) {
+            (Next::Done, Some(left)) => Next::After(left),
+            (Next::After(delay), Some(left)) => Next::After(delay.min(left)),
+            (next, None) => next,
+        })
+    }
+
+    /// The pod was active longer than its `activeDeadlineSeconds`: as the kubelet does, a
+    /// `DeadlineExceeded` event, its containers stopped, and the pod Failed for that reason.
+    async fn exceed_deadline(
+        &self,
+        key: &PodKey,
+        pod: &Arc<Pod>,
+        tracked: Option<Tracked>,
+    ) -> Result<Next, SyncError> {
+        let inner = &self.inner;
+        if let Some(mut tracked) = tracked.filter(|t| !t.deleting) {
+            inner.recorder.pod(
+                pod,
+                EventType::Normal,
+                DEADLINE_EXCEEDED,
+                DEADLINE_MESSAGE,
+                None,
+            );
+            // Marked first: the provider's reports of the stopping pod must not overwrite
+            // the Failed status.
+            tracked.deleting = true;
+            self.track(key, tracked.clone());
+            let grace = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            let doomed = pod.clone();
+            match inner
+                .provider
+                .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
+                .await
+            {
+                Ok(()) => {}
+                Err(error) if error.kind == ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracked.deleting = false;
+                    self.track(key, tracked);
+                    return Err(error.into());
+                }
+            }
+        }
+        inner.status.submit(
+            key.clone(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+            deadline_exceeded(pod.status.clone().unwrap_or_default()),
+        );
+        Ok(Next::Done)
     }
 
     /// Creates or updates the pod in the provider when what it should run changed.
@@ -877,22 +939,69 @@ impl PodController {
     }
 }
 
+const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// When the pod's `activeDeadlineSeconds` runs out, counted from its start time (or, before
+/// the pod has one, its creation). The deadline may be lowered on a running pod, so it is
+/// read anew at every sync.
+fn active_deadline(pod: &Pod) -> Option<Timestamp> {
+    let seconds = pod.spec.as_ref()?.active_deadline_seconds?;
+    let start = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or(pod.metadata.creation_timestamp.as_ref())?;
+    start
+        .0
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(seconds))
+        .ok()
+}
+
+/// `status` of a pod stopped for its deadline: Failed, its containers terminated (by the
+/// kubelet's SIGKILL code) unless they had already, and not ready.
+fn deadline_exceeded(mut status: PodStatus) -> PodStatus {
+    status.phase = Some("Failed".into());
+    status.reason = Some(DEADLINE_EXCEEDED.into());
+    status.message = Some(DEADLINE_MESSAGE.into());
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    for container in status.container_statuses.iter_mut().flatten() {
+        container.ready = false;
+        container.started = Some(false);
+        let terminated = container
+            .state
+            .as_ref()
+            .is_some_and(|s| s.terminated.is_some());
+        if !terminated {
+            let started_at = container
+                .state
+                .as_ref()
+                .and_then(|s| s.running.as_ref())
+                .and_then(|r| r.started_at.clone());
+            container.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 137,
+                    reason: Some("Error".into()),
+                    started_at,
+                    finished_at: Some(now.clone()),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            });
+        }
+    }
+    for condition in status.conditions.iter_mut().flatten() {
+        if matches!(condition.type_.as_str(), "Ready" | "ContainersReady") {
+            condition.status = "False".into();
+            condition.reason = Some("PodFailed".into());
+        }
+    }
+    status
+}
+
 fn until(at: Timestamp) -> Duration {
     let left = at.duration_since(Timestamp::now());
     Duration::try_from(left).unwrap_or(Duration::ZERO)
-}
-
-/// An error with its sources, on one line; sources whose text the message already quotes are
-/// not repeated.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    for source in std::iter::successors(error.source(), |e| e.source()) {
-        let text = source.to_string();
-        if !line.contains(&text) {
-            line = format!("{line}: {text}");
-        }
-    }
-    line
 }
 
 #[cfg(test)]

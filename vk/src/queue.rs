@@ -142,10 +142,6 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
         self.state.lock().expect("queue lock").ready.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Wakes every waiting worker with `None`.
     pub fn close(&self) {
         self.state.lock().expect("queue lock").closed = true;

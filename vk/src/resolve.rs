@@ -37,7 +37,6 @@ use env::ContainerParts;
 use fields::Addresses;
 pub use fields::FieldError;
 pub use resources::ResourceError;
-pub use vk_abi::quantity::QuantityError;
 
 /// What resolution reads from the cluster.
 pub trait Objects: Send + Sync {

@@ -3,12 +3,11 @@
 
 mod logs;
 mod resource_metrics;
+mod state;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::{
@@ -16,74 +15,18 @@ use k8s_openapi::{
     api::core::v1::{Container, Pod, PodSpec},
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use kube::runtime::reflector::Store;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    auth::{Auth, User},
+    auth::User,
     metrics::{METRICS, PhaseLabels},
-    provider::Provider,
-    status::PodKey,
+    response::{Body, full, json, provider_error, text},
     streams,
-    tls::ClientCa,
 };
 
-/// A response body: whole, or streamed.
-pub type Body = BoxBody<Bytes, std::io::Error>;
-
-/// What the handlers share.
-#[derive(Debug)]
-pub struct ServerState {
-    pub auth: Auth,
-    pub provider: Provider,
-    pub pods: Store<Pod>,
-    pub node_name: String,
-    pub streams: streams::Limits,
-    /// Verifies the client certificates that the TLS handshake only asked for.
-    pub client_ca: ClientCa,
-}
-
-pub fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
-}
-
-pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
-    let mut message = message.into();
-    if !message.ends_with('\n') {
-        message.push('\n');
-    }
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(full(message))
-        .expect("a valid response")
-}
-
-fn json(value: &impl serde::Serialize) -> Response<Body> {
-    match serde_json::to_vec(value) {
-        Ok(body) => Response::builder()
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(full(body))
-            .expect("a valid response"),
-        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-    }
-}
-
-/// A provider error as the kubelet would answer it.
-pub fn provider_error(error: &vk_abi::ProviderError) -> Response<Body> {
-    let status = match error.kind {
-        vk_abi::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        vk_abi::ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        vk_abi::ErrorKind::Unsupported => StatusCode::NOT_IMPLEMENTED,
-        vk_abi::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        vk_abi::ErrorKind::Other => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    text(status, error.message.clone())
-}
+pub use state::ServerState;
 
 /// Serves the kubelet API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, state: Arc<ServerState>) {
@@ -204,49 +147,22 @@ async fn route(state: &Arc<ServerState>, request: Request<Incoming>, path: &str)
         ["exec" | "attach", namespace, pod, container]
         | ["exec" | "attach", namespace, pod, _, container] => {
             let attach = segments[0] == "attach";
-            match bound_pod(state, namespace, pod) {
-                Some(pod) => streams::remote_command(state, request, pod, container, attach).await,
-                None => pod_not_found(namespace, pod),
+            match state.pod_with_container(namespace, pod, container) {
+                Ok(pod) => {
+                    let (provider, limits) = (&state.provider, state.streams);
+                    streams::remote_command(provider, limits, request, pod, container, attach)
+                }
+                Err(refusal) => *refusal,
             }
         }
         ["portForward", namespace, pod] | ["portForward", namespace, pod, _] => {
-            match bound_pod(state, namespace, pod) {
-                Some(pod) => streams::port_forward(state, request, pod).await,
-                None => pod_not_found(namespace, pod),
+            match state.bound_pod(namespace, pod) {
+                Some(pod) => streams::port_forward(&state.provider, state.streams, request, pod),
+                None => state::pod_not_found(namespace, pod),
             }
         }
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
     }
-}
-
-/// The pod, if it is bound to this node.
-pub fn bound_pod(state: &ServerState, namespace: &str, name: &str) -> Option<Arc<Pod>> {
-    let key = PodKey {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-    };
-    state.pods.get(&key.object_ref())
-}
-
-pub fn pod_not_found(namespace: &str, name: &str) -> Response<Body> {
-    text(
-        StatusCode::NOT_FOUND,
-        format!("pod \"{name}\" not found in namespace \"{namespace}\""),
-    )
-}
-
-/// The spec of `container` in `pod` (regular, init or ephemeral).
-pub fn has_container(pod: &Pod, container: &str) -> bool {
-    let Some(spec) = &pod.spec else { return false };
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| c.name == container)
-        || spec
-            .ephemeral_containers
-            .iter()
-            .flatten()
-            .any(|c| c.name == container)
 }
 
 fn pod_list(state: &ServerState) -> Response<Body> {
@@ -328,6 +244,3 @@ fn own_metrics(state: &ServerState) -> Response<Body> {
         .body(full(METRICS.render()))
         .expect("a valid response")
 }
-
-#[cfg(test)]
-mod tests;

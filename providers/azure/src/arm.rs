@@ -4,63 +4,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use crate::answer::{Answer, ArmError};
 use crate::{
+    answer::{decode, display_path, retry_after, status_error},
     auth::{AuthError, TokenSource},
     model::{
-        API_VERSION, CloudError, ContainerGroup, ExecRequest, ExecResponse, GroupList, Logs,
-        TerminalSize,
+        API_VERSION, ContainerGroup, ExecRequest, ExecResponse, GroupList, Logs, TerminalSize,
     },
-    operation::{self, Operation},
+    operation::Operation,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArmError {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error("cannot reach azure resource manager at {url}")]
-    Transport {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    /// ARM's answer, with the code and message of its error body.
-    #[error("azure answered {method} {path} with HTTP {status}: {message}")]
-    Status {
-        method: Method,
-        path: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("azure answered {path} with a body that cannot be read")]
-    Body {
-        path: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("the operation on {path} failed: {message}")]
-    Operation { path: String, message: String },
-}
-
-impl ArmError {
-    /// Whether the call may succeed later unchanged (throttled, ARM down, network).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ArmError::Auth(error) => error.is_transient(),
-            ArmError::Transport { .. } => true,
-            ArmError::Status { status, .. } => *status == 429 || *status >= 500,
-            ArmError::Body { .. } | ArmError::Operation { .. } => false,
-        }
-    }
-
-    /// Whether ARM said the resource does not exist.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, ArmError::Status { status: 404, .. })
-    }
-}
 
 /// How hard to insist on throttled or failing calls.
 #[derive(Debug, Clone, Copy)]
@@ -93,14 +48,6 @@ impl RetryPolicy {
             .min(self.max_delay);
         step.mul_f64(0.5 + fastrand::f64() / 2.0)
     }
-}
-
-/// An answer: status, headers and body bytes.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: bytes::Bytes,
 }
 
 /// The container groups of one resource group.
@@ -206,7 +153,7 @@ impl Arm {
                 }
                 Ok(answer) => (
                     status_error(&method, &path, &answer),
-                    operation::retry_after(&answer.headers),
+                    retry_after(&answer.headers),
                 ),
                 Err(error) => (error, None),
             };
@@ -255,6 +202,11 @@ impl Arm {
         }
     }
 
+    /// How operations poll: a GET of an absolute URL.
+    fn poll(&self) -> impl AsyncFn(&str) -> Result<Answer, ArmError> {
+        async |url| self.send(Method::GET, url, None::<&()>).await
+    }
+
     /// Creates (or replaces) the group and waits, up to `patience`, for the operation to end.
     pub async fn put_group(
         &self,
@@ -267,7 +219,7 @@ impl Arm {
             .send(Method::PUT, &self.url(&path), Some(group))
             .await?;
         let operation = Operation::started(&answer, self.url(&path));
-        operation.follow(self, &path, patience).await
+        operation.follow(self.poll(), &path, patience).await
     }
 
     /// Deletes the group and waits, up to `patience`, for the operation to end; false if there
@@ -285,7 +237,9 @@ impl Arm {
             return Ok(false);
         }
         let operation = Operation::started(&answer, self.url(&path));
-        operation.follow_deletion(self, &path, patience).await?;
+        operation
+            .follow_deletion(self.poll(), &path, patience)
+            .await?;
         Ok(true)
     }
 
@@ -322,48 +276,6 @@ impl Arm {
             terminal_size,
         };
         self.call(Method::POST, &path, Some(&request)).await
-    }
-}
-
-/// The path of a URL (or of a path relative to ARM's endpoint) without its query, for messages.
-fn display_path(url: &str) -> String {
-    let path = match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
-        None => url,
-    };
-    let path = path.split('?').next().unwrap_or(path);
-    format!("/{}", path.trim_start_matches('/'))
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ArmError> {
-    serde_json::from_slice(body).map_err(|source| ArmError::Body {
-        path: display_path(path),
-        source,
-    })
-}
-
-/// The error of a non-2xx answer, with ARM's `{error: {code, message}}` when it sent one.
-fn status_error(method: &Method, path: &str, answer: &Answer) -> ArmError {
-    let body: Option<CloudError> = serde_json::from_slice(&answer.body).ok();
-    let (code, message) = match body {
-        Some(cloud) if !cloud.error.code.is_empty() || !cloud.error.message.is_empty() => {
-            (cloud.error.code.clone(), cloud.error.to_string())
-        }
-        _ => (
-            String::new(),
-            answer
-                .status
-                .canonical_reason()
-                .unwrap_or("no error body")
-                .to_string(),
-        ),
-    };
-    ArmError::Status {
-        method: method.clone(),
-        path: path.to_string(),
-        status: answer.status.as_u16(),
-        code,
-        message,
     }
 }
 

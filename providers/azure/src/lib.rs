@@ -6,6 +6,7 @@
 //! polls the resource group and pushes status changes to vk (see [`poller`]).
 #![forbid(unsafe_code)]
 
+mod answer;
 mod arm;
 mod auth;
 mod config;
@@ -22,7 +23,7 @@ use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
     ExecOptions, LogOptions, OutputStream, PodNotifier, Provider, ProviderError, ProviderInit,
-    ResolvedPod, Result, Streams,
+    ResolvedPod, Result, Streams, error_chain,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
     },
@@ -57,7 +58,7 @@ pub struct AzureProvider {
 
 impl From<ArmError> for ProviderError {
     fn from(error: ArmError) -> Self {
-        let message = full_message(&error);
+        let message = error_chain(&error);
         match &error {
             _ if error.is_transient() => ProviderError::unavailable(message),
             ArmError::Status { status, .. } if *status == 404 => ProviderError::not_found(message),
@@ -81,7 +82,7 @@ impl From<StreamError> for ProviderError {
         match error {
             StreamError::Arm(error) => error.into(),
             StreamError::Previous => ProviderError::invalid_input(error.to_string()),
-            other => ProviderError::other(full_message(&other)),
+            other => ProviderError::other(error_chain(&other)),
         }
     }
 }
@@ -89,23 +90,11 @@ impl From<StreamError> for ProviderError {
 impl From<AuthError> for ProviderError {
     fn from(error: AuthError) -> Self {
         if error.is_transient() {
-            ProviderError::unavailable(full_message(&error))
+            ProviderError::unavailable(error_chain(&error))
         } else {
-            ProviderError::invalid_input(full_message(&error))
+            ProviderError::invalid_input(error_chain(&error))
         }
     }
-}
-
-/// An error with its sources, for people.
-fn full_message(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn pod_names(pod: &Pod) -> Result<(&str, &str)> {
@@ -145,15 +134,15 @@ impl Provider for AzureProvider {
     fn new(init: ProviderInit) -> Result<Self> {
         let env = |key: &str| std::env::var(key).ok();
         let config = Config::load(&init.config, env)
-            .map_err(|error| ProviderError::invalid_input(full_message(&error)))?;
+            .map_err(|error| ProviderError::invalid_input(error_chain(&error)))?;
         let credentials = Credentials::load(env)?;
-        let tls = tls::client_config().map_err(|e| ProviderError::other(full_message(&e)))?;
+        let tls = tls::client_config().map_err(|e| ProviderError::other(error_chain(&e)))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("vk-azure/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ProviderError::other(full_message(&e)))?;
+            .map_err(|e| ProviderError::other(error_chain(&e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vk-azure")
@@ -270,7 +259,7 @@ impl Provider for AzureProvider {
                 .runtime
                 .block_on(self.arm.authenticate())
                 .err()
-                .map(|e| full_message(&e)),
+                .map(|e| error_chain(&e)),
         };
         let status = node.status.get_or_insert_with(NodeStatus::default);
         status.capacity = Some(self.config.capacity.clone());

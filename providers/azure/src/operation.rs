@@ -4,25 +4,16 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use crate::{
-    arm::{Answer, Arm, ArmError, decode},
+    answer::{Answer, ArmError, decode, retry_after},
     model::{ContainerGroup, OperationStatus},
 };
 
 /// The wait between polls when ARM does not say.
 const DEFAULT_POLL: Duration = Duration::from_secs(2);
-
-/// `Retry-After` as seconds (the only form ARM sends for these calls).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
 
 /// What to poll to learn how an operation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,25 +58,31 @@ impl Operation {
         }
     }
 
-    /// Follows a create or update until it ends or `patience` runs out (then the caller learns
-    /// the outcome from later status polls). A failed provisioning is an error.
-    pub async fn follow(self, arm: &Arm, path: &str, patience: Duration) -> Result<(), ArmError> {
-        self.run(arm, path, patience, false).await
+    /// Follows a create or update of `path` until it ends or `patience` runs out (then the
+    /// caller learns the outcome from later status polls), polling with `get` (the ARM client's
+    /// GET of an absolute URL). A failed provisioning is an error.
+    pub async fn follow(
+        self,
+        get: impl AsyncFn(&str) -> Result<Answer, ArmError>,
+        path: &str,
+        patience: Duration,
+    ) -> Result<(), ArmError> {
+        self.run(get, path, patience, false).await
     }
 
     /// Follows a delete the same way; the resource being gone is success.
     pub async fn follow_deletion(
         self,
-        arm: &Arm,
+        get: impl AsyncFn(&str) -> Result<Answer, ArmError>,
         path: &str,
         patience: Duration,
     ) -> Result<(), ArmError> {
-        self.run(arm, path, patience, true).await
+        self.run(get, path, patience, true).await
     }
 
     async fn run(
         mut self,
-        arm: &Arm,
+        get: impl AsyncFn(&str) -> Result<Answer, ArmError>,
         path: &str,
         patience: Duration,
         deleting: bool,
@@ -107,7 +104,7 @@ impl Operation {
                 return Ok(());
             }
             tokio::time::sleep(self.wait).await;
-            let answer = match arm.send(Method::GET, &url, None::<&()>).await {
+            let answer = match get(&url).await {
                 Err(error) if deleting && error.is_not_found() => return Ok(()),
                 Err(error) if matches!(self.poll, Poll::Location(_)) => {
                     // An error status from the Location URL is the operation's failure.

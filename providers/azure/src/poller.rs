@@ -5,12 +5,9 @@
 //! without one GET per pod per tick. Every status change is pushed to vk, and the new entries
 //! of the groups' and containers' event lists become Kubernetes events (see [`events`]).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use parking_lot::Mutex;
 use vk_abi::{
     PodNotifier,
     k8s_openapi::{
@@ -76,12 +73,6 @@ pub struct Poller {
     started: Timestamp,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Poller {
     pub fn new(arm: Arm, node_name: String, host_ip: String) -> Self {
         Poller {
@@ -98,7 +89,7 @@ impl Poller {
     }
 
     pub fn set_notifier(&self, notifier: PodNotifier) {
-        *lock(&self.notifier) = Some(notifier);
+        *self.notifier.lock() = Some(notifier);
     }
 
     /// Polls every `interval` for as long as the runtime lives.
@@ -113,7 +104,7 @@ impl Poller {
 
     /// The last list's failure, if the last list failed.
     pub fn health(&self) -> Option<String> {
-        lock(&self.health).clone()
+        self.health.lock().clone()
     }
 
     /// Whether a group belongs to this node.
@@ -123,28 +114,28 @@ impl Poller {
 
     /// Remembers the pod vk asked for, whose spec is then reported back.
     pub fn remember(&self, group: &str, pod: Pod) {
-        lock(&self.specs).insert(group.to_string(), pod);
+        self.specs.lock().insert(group.to_string(), pod);
     }
 
     /// The pod of a group as last seen.
     pub fn pod(&self, group: &str) -> Option<Pod> {
-        lock(&self.groups).get(group).map(|t| t.pod.clone())
+        self.groups.lock().get(group).map(|t| t.pod.clone())
     }
 
     /// One round: list, then GET what needs it, and notify changes.
     pub async fn poll(&self) {
         let listed = match self.arm.list_groups().await {
             Ok(groups) => {
-                *lock(&self.health) = None;
+                *self.health.lock() = None;
                 groups
             }
             Err(error) => {
-                *lock(&self.health) = Some(error.to_string());
+                *self.health.lock() = Some(error.to_string());
                 return;
             }
         };
         let tick = {
-            let mut tick = lock(&self.tick);
+            let mut tick = self.tick.lock();
             *tick += 1;
             *tick
         };
@@ -155,7 +146,7 @@ impl Poller {
             .collect();
         let (mut due, mut settled) = (Vec::new(), Vec::new());
         {
-            let groups = lock(&self.groups);
+            let groups = self.groups.lock();
             for (name, group) in &listed {
                 match groups.get(name) {
                     Some(t)
@@ -178,7 +169,9 @@ impl Poller {
                 Err(_) => {}
             }
         }
-        let vanished: Vec<String> = lock(&self.groups)
+        let vanished: Vec<String> = self
+            .groups
+            .lock()
             .keys()
             .filter(|name| !listed.contains_key(*name))
             .cloned()
@@ -191,7 +184,7 @@ impl Poller {
     /// Records what a GET returned, notifies vk if the pod's status changed, and passes on the
     /// group's new events.
     pub fn observe(&self, name: &str, group: &ContainerGroup, tick: u64) {
-        let spec = lock(&self.specs).get(name).cloned();
+        let spec = self.specs.lock().get(name).cloned();
         let pod = match spec {
             Some(mut pod) => {
                 let created = pod.metadata.creation_timestamp.clone();
@@ -205,7 +198,7 @@ impl Poller {
         };
         // Decided under the lock, so that concurrent GETs of one group pass each entry on once.
         let (news, previous) = {
-            let mut groups = lock(&self.groups);
+            let mut groups = self.groups.lock();
             let seen = groups.get(name).map(|t| &t.events);
             let (news, events) =
                 events::news(group, seen.unwrap_or(&Seen::default()), self.started);
@@ -220,21 +213,21 @@ impl Poller {
         if previous.is_none_or(|p| p.pod.status != pod.status) {
             self.notify(&pod);
         }
-        if let Some(notifier) = lock(&self.notifier).as_ref() {
+        if let Some(notifier) = self.notifier.lock().as_ref() {
             news.iter().for_each(|event| notifier.event(event));
         }
     }
 
     /// Records a GET made outside a tick (after a create).
     pub fn observe_now(&self, name: &str, group: &ContainerGroup) {
-        let tick = *lock(&self.tick);
+        let tick = *self.tick.lock();
         self.observe(name, group, tick);
     }
 
     /// The group is gone: its containers end as the kubelet reports a vanished container.
     pub fn gone(&self, name: &str) {
-        let tracked = lock(&self.groups).remove(name);
-        let spec = lock(&self.specs).remove(name);
+        let tracked = self.groups.lock().remove(name);
+        let spec = self.specs.lock().remove(name);
         let Some(mut pod) = tracked.map(|t| t.pod).or(spec) else {
             return;
         };
@@ -245,7 +238,7 @@ impl Poller {
     }
 
     fn notify(&self, pod: &Pod) {
-        if let Some(notifier) = lock(&self.notifier).as_ref() {
+        if let Some(notifier) = self.notifier.lock().as_ref() {
             notifier.notify(pod);
         }
     }

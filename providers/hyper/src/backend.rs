@@ -3,9 +3,9 @@
 //! the restart policy with the kubelet's back-off, and stopping and removing everything.
 
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, RwLock},
-    time::Duration,
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use bollard::{
@@ -16,6 +16,7 @@ use bollard::{
     },
 };
 use futures::StreamExt as _;
+use parking_lot::{Mutex, RwLock};
 use vk_abi::{
     PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
@@ -37,6 +38,9 @@ use crate::{
 /// Kubernetes event types.
 const NORMAL: &str = "Normal";
 const WARNING: &str = "Warning";
+
+/// The least time a container is given to stop, as the kubelet gives it.
+const MIN_STOP_SECONDS: i32 = 2;
 
 /// The kubelet's crash-loop back-off: 10 s, doubling, at most 5 minutes.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
@@ -71,15 +75,27 @@ pub struct Backend {
     pub config: Config,
     pub node_name: String,
     pub host_ip: String,
-    /// By pod UID.
-    memories: Mutex<HashMap<String, Memory>>,
-    /// UIDs of pods being stopped: their exits are not restarts.
-    deleting: Mutex<HashSet<String>>,
-    /// UIDs of pods whose report waits for more events (see `events`).
-    gathering: Mutex<HashSet<String>>,
+    /// By pod UID; a pod with nothing to keep has no entry.
+    pods: Mutex<HashMap<String, PodState>>,
     notifier: RwLock<Option<PodNotifier>>,
     /// Creates and deletes of one pod run one after the other (see `pod_locks`).
     pod_locks: PodLocks,
+}
+
+/// What the backend keeps of one pod between calls, beyond what the engine records.
+#[derive(Debug, Default)]
+struct PodState {
+    memory: Memory,
+    /// The pod is being stopped: its exits are not restarts.
+    deleting: bool,
+    /// Its report waits for more events (see `events`).
+    gathering: bool,
+}
+
+impl PodState {
+    fn is_empty(&self) -> bool {
+        !self.deleting && !self.gathering && self.memory.is_empty()
+    }
 }
 
 impl Backend {
@@ -89,39 +105,40 @@ impl Backend {
             config,
             node_name,
             host_ip,
-            memories: Mutex::default(),
-            deleting: Mutex::default(),
-            gathering: Mutex::default(),
+            pods: Mutex::default(),
             notifier: RwLock::default(),
             pod_locks: PodLocks::default(),
         }
     }
 
     pub fn set_notifier(&self, notifier: PodNotifier) {
-        *self.notifier.write().expect("notifier lock") = Some(notifier);
+        *self.notifier.write() = Some(notifier);
     }
 
     fn memory(&self, uid: &str) -> Memory {
-        self.memories
+        self.pods
             .lock()
-            .expect("memory lock")
             .get(uid)
-            .cloned()
+            .map(|pod| pod.memory.clone())
             .unwrap_or_default()
     }
 
+    /// Changes what is kept of pod `uid`, dropping its entry once nothing is left.
+    fn update_state(&self, uid: &str, change: impl FnOnce(&mut PodState)) {
+        let mut pods = self.pods.lock();
+        let pod = pods.entry(uid.to_string()).or_default();
+        change(pod);
+        if pod.is_empty() {
+            pods.remove(uid);
+        }
+    }
+
     fn remember(&self, uid: &str, change: impl FnOnce(&mut Memory)) {
-        change(
-            self.memories
-                .lock()
-                .expect("memory lock")
-                .entry(uid.to_string())
-                .or_default(),
-        );
+        self.update_state(uid, |pod| change(&mut pod.memory));
     }
 
     fn is_deleting(&self, uid: &str) -> bool {
-        self.deleting.lock().expect("deleting lock").contains(uid)
+        self.pods.lock().get(uid).is_some_and(|pod| pod.deleting)
     }
 
     /// The pod `namespace/name` as the engine runs it; `None` when it has none of it.
@@ -153,7 +170,7 @@ impl Backend {
                 init_containers: Some(
                     view.containers
                         .iter()
-                        .filter(|c| c.role == Role::Init)
+                        .filter(|c| c.role.is_init())
                         .map(container)
                         .collect(),
                 )
@@ -184,10 +201,10 @@ impl Backend {
                     image: Some(c.image.clone()),
                     ..Container::default()
                 };
-                let of_role = |role: Role| -> Vec<Container> {
+                let of_roles = |roles: &[Role]| -> Vec<Container> {
                     containers
                         .iter()
-                        .filter(|c| c.role == role)
+                        .filter(|c| roles.contains(&c.role))
                         .map(container)
                         .collect()
                 };
@@ -197,8 +214,9 @@ impl Backend {
                     metadata: metadata(&containers[0].identity),
                     spec: Some(PodSpec {
                         node_name: Some(self.node_name.clone()),
-                        init_containers: Some(of_role(Role::Init)).filter(|c| !c.is_empty()),
-                        containers: of_role(Role::App),
+                        init_containers: Some(of_roles(&[Role::Init, Role::Sidecar]))
+                            .filter(|c| !c.is_empty()),
+                        containers: of_roles(&[Role::App]),
                         ..PodSpec::default()
                     }),
                     status: None,
@@ -209,19 +227,20 @@ impl Backend {
 
     /// Starts gathering events of pod `uid` for one report; false if already gathering.
     pub fn gather(&self, uid: &str) -> bool {
-        self.gathering
-            .lock()
-            .expect("gathering lock")
-            .insert(uid.to_string())
+        let mut started = false;
+        self.update_state(uid, |pod| {
+            started = !std::mem::replace(&mut pod.gathering, true)
+        });
+        started
     }
 
     pub fn gathered(&self, uid: &str) {
-        self.gathering.lock().expect("gathering lock").remove(uid);
+        self.update_state(uid, |pod| pod.gathering = false);
     }
 
     /// Tells vk the current status of `namespace/name`.
     pub async fn notify(&self, namespace: &str, name: &str) {
-        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+        let Some(notifier) = self.notifier.read().clone() else {
             return;
         };
         match self.pod(namespace, name).await {
@@ -396,11 +415,7 @@ impl Backend {
         for container in &plan.containers {
             let mut body = container.body.clone();
             let host = body.host_config.get_or_insert_with(HostConfig::default);
-            host.network_mode = Some(format!("container:{infra}"));
-            host.ipc_mode = Some(format!("container:{infra}"));
-            if self.engine.is_podman() {
-                host.uts_mode = Some(format!("container:{infra}"));
-            }
+            plan.host.join(host, &infra, self.engine.is_podman());
             let id = self
                 .create_container(&plan.identity, container, body)
                 .await?;
@@ -475,16 +490,25 @@ impl Backend {
             if self.is_deleting(&identity.uid) {
                 break;
             }
-            if *role == Role::Init {
-                if !self
-                    .run_to_completion(&identity, name, id, &restart_policy)
-                    .await
-                {
-                    break;
+            match role {
+                Role::Init => {
+                    if !self
+                        .run_to_completion(&identity, name, id, &restart_policy)
+                        .await
+                    {
+                        break;
+                    }
                 }
-                continue;
+                // The next container waits for a sidecar's start, not for its exit.
+                Role::Sidecar => {
+                    if !self.start(&identity, *role, name, id).await {
+                        break;
+                    }
+                }
+                Role::App | Role::Infra => {
+                    self.start(&identity, *role, name, id).await;
+                }
             }
-            self.start(&identity, *role, name, id).await;
         }
         self.remember(&identity.uid, |memory| memory.starting = false);
     }
@@ -586,12 +610,12 @@ impl Backend {
         reason: &str,
         message: String,
     ) {
-        let Some(notifier) = self.notifier.read().expect("notifier lock").clone() else {
+        let Some(notifier) = self.notifier.read().clone() else {
             return;
         };
         let field_path = match role {
             Role::Infra => None,
-            Role::Init => Some(format!("spec.initContainers{{{name}}}")),
+            Role::Init | Role::Sidecar => Some(format!("spec.initContainers{{{name}}}")),
             Role::App => Some(format!("spec.containers{{{name}}}")),
         };
         notifier.event(&PodEvent {
@@ -669,22 +693,33 @@ impl Backend {
             Ok(Some(view)) if view.identity.uid == identity.uid => view,
             _ => return,
         };
-        let Some(container) = view.container(name).filter(|c| c.role == Role::App) else {
+        let Some(container) = view
+            .container(name)
+            .filter(|c| matches!(c.role, Role::App | Role::Sidecar))
+        else {
             return;
         };
+        let role = container.role;
         // Never started is no exit: `resume` starts it.
         if status::is_running(&container.inspect) || status::never_started(&container.inspect) {
             return;
         }
         let state = container.inspect.state.clone().unwrap_or_default();
         let exit_code = state.exit_code.unwrap_or_default();
-        let restart = match view.restart_policy.as_str() {
-            "Never" => false,
-            "OnFailure" => exit_code != 0,
+        let mains_done = mains_done(&view);
+        // A sidecar restarts whatever the pod's policy, until the main containers are done for
+        // good (a Job's pod completes).
+        let restart = match (role, view.restart_policy.as_str()) {
+            (Role::Sidecar, _) => !mains_done,
+            (_, "Never") => false,
+            (_, "OnFailure") => exit_code != 0,
             _ => true,
         };
         if !restart || self.memory(&identity.uid).waiting.contains_key(name) {
             self.notify(&identity.namespace, &identity.name).await;
+            if role == Role::App && mains_done {
+                self.stop_sidecars(&view).await;
+            }
             return;
         }
         let terminated = ContainerStateTerminated {
@@ -698,7 +733,7 @@ impl Backend {
         self.remember(&identity.uid, |memory| {
             memory.last_terminated.insert(name.to_string(), terminated);
         });
-        let delay = self.back_off(identity, Role::App, name, exit_code).await;
+        let delay = self.back_off(identity, role, name, exit_code).await;
         let (this, identity, name, id) = (
             self.clone(),
             identity.clone(),
@@ -714,8 +749,40 @@ impl Backend {
                 *memory.restarts.entry(name.clone()).or_default() += 1;
                 memory.waiting.remove(&name);
             });
-            this.start(&identity, Role::App, &name, &id).await;
+            this.start(&identity, role, &name, &id).await;
         });
+    }
+
+    /// Stops the pod's running sidecars in reverse order, each after the later ones, as the
+    /// kubelet does once the main containers of a pod that does not restart them are done.
+    async fn stop_sidecars(&self, view: &PodView) {
+        let running = view
+            .containers
+            .iter()
+            .rev()
+            .filter(|c| c.role == Role::Sidecar && status::is_running(&c.inspect));
+        for sidecar in running {
+            let message = format!("Stopping container {}", sidecar.name);
+            self.event(
+                &view.identity,
+                Role::Sidecar,
+                &sidecar.name,
+                NORMAL,
+                "Killing",
+                message,
+            );
+            let options = StopContainerOptionsBuilder::new()
+                .t(MIN_STOP_SECONDS)
+                .build();
+            if let Err(error) = self
+                .engine
+                .docker
+                .stop_container(&sidecar.id, Some(options))
+                .await
+            {
+                log::debug!("stopping sidecar {}: {error}", sidecar.name);
+            }
+        }
     }
 
     /// Rewrites the files of resolved volumes (a ConfigMap or Secret changed).
@@ -751,38 +818,43 @@ impl Backend {
         let pod_lock = self.pod_locks.lock(&identity.uid).await;
         let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
-            self.memories
-                .lock()
-                .expect("memory lock")
-                .remove(&identity.uid);
+            self.update_state(&identity.uid, |pod| pod.memory = Memory::default());
             return Ok(());
         }
-        self.deleting
-            .lock()
-            .expect("deleting lock")
-            .insert(identity.uid.clone());
+        self.update_state(&identity.uid, |pod| pod.deleting = true);
         let this = self.clone();
         tokio::spawn(async move {
             // Held until the pod's objects are gone.
             let _pod_lock = pod_lock;
-            let grace = i32::try_from(grace.max(0)).unwrap_or(i32::MAX);
-            let stops = listed
-                .iter()
+            let deadline = Instant::now() + Duration::from_secs(grace.max(0).unsigned_abs());
+            let stop = |c: Listed| {
+                let message = format!("Stopping container {}", c.name);
+                this.event(&identity, c.role, &c.name, NORMAL, "Killing", message);
+                let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                let seconds = i32::try_from(left)
+                    .unwrap_or(i32::MAX)
+                    .max(MIN_STOP_SECONDS);
+                let options = StopContainerOptionsBuilder::new().t(seconds).build();
+                let engine = this.engine.clone();
+                async move { engine.docker.stop_container(&c.id, Some(options)).await }
+            };
+            // Main containers first; then sidecars in reverse order, each after the later
+            // ones; all within the one grace period (KEP-753).
+            let (mut sidecars, mains): (Vec<_>, Vec<_>) = listed
+                .into_iter()
                 .filter(|c| c.role != Role::Infra && c.running)
-                .map(|c| {
-                    let message = format!("Stopping container {}", c.name);
-                    this.event(&identity, c.role, &c.name, NORMAL, "Killing", message);
-                    let options = StopContainerOptionsBuilder::new().t(grace).build();
-                    this.engine.docker.stop_container(&c.id, Some(options))
-                });
-            for stopped in futures::future::join_all(stops).await {
-                if let Err(error) = stopped {
-                    log::debug!(
-                        "stopping a container of {}/{}: {error}",
-                        identity.namespace,
-                        identity.name
-                    );
-                }
+                .partition(|c| c.role == Role::Sidecar);
+            sidecars.sort_by_key(|c| std::cmp::Reverse(c.index));
+            let mut stopped = futures::future::join_all(mains.into_iter().map(stop)).await;
+            for sidecar in sidecars {
+                stopped.push(stop(sidecar).await);
+            }
+            for error in stopped.into_iter().filter_map(Result::err) {
+                log::debug!(
+                    "stopping a container of {}/{}: {error}",
+                    identity.namespace,
+                    identity.name
+                );
             }
             // The exits of a pod being deleted are not handled as events (see `container_exited`).
             this.notify(&identity.namespace, &identity.name).await;
@@ -793,14 +865,11 @@ impl Backend {
                     identity.name
                 );
             }
-            this.memories
-                .lock()
-                .expect("memory lock")
-                .remove(&identity.uid);
-            this.deleting
-                .lock()
-                .expect("deleting lock")
-                .remove(&identity.uid);
+            // A report being gathered still ends with its own `gathered`.
+            this.update_state(&identity.uid, |pod| {
+                pod.memory = Memory::default();
+                pod.deleting = false;
+            });
         });
         Ok(())
     }
@@ -886,13 +955,28 @@ impl Backend {
             }
             for exited in containers
                 .iter()
-                .filter(|c| c.role == Role::App && !c.running)
+                .filter(|c| matches!(c.role, Role::App | Role::Sidecar) && !c.running)
             {
                 self.container_exited(&identity, &exited.name).await;
             }
             self.notify(&identity.namespace, &identity.name).await;
         }
     }
+}
+
+/// Whether the pod's main containers have exited for good: its restart policy restarts none
+/// of them again.
+fn mains_done(view: &PodView) -> bool {
+    let mut mains = view.containers.iter().filter(|c| c.role == Role::App);
+    let for_good = |c: &inventory::ContainerView| {
+        let exited = !status::is_running(&c.inspect) && !status::never_started(&c.inspect);
+        match view.restart_policy.as_str() {
+            "Never" => exited,
+            "OnFailure" => exited && status::succeeded(&c.inspect),
+            _ => false,
+        }
+    };
+    view.restart_policy != "Always" && mains.all(for_good)
 }
 
 fn metadata(identity: &PodIdentity) -> ObjectMeta {

@@ -91,7 +91,7 @@ async fn handle(backend: &Arc<Backend>, event: EventMessage) {
         uid,
     };
     match action.as_str() {
-        "die" if attribute(ROLE_LABEL).as_deref() == Some("app") => {
+        "die" if matches!(attribute(ROLE_LABEL).as_deref(), Some("app" | "sidecar")) => {
             if let Some(container) = attribute(CONTAINER_LABEL) {
                 let backend = backend.clone();
                 // Off the event loop: the restart waits out its back-off.

@@ -170,7 +170,7 @@ pub async fn view_of(
         };
         match container.role {
             Role::Infra => view.infra = Some(container),
-            Role::Init | Role::App => view.containers.push(container),
+            Role::Init | Role::Sidecar | Role::App => view.containers.push(container),
         }
     }
     view.containers.sort_by_key(|c| c.index);

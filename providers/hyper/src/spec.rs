@@ -48,6 +48,10 @@ pub enum SpecError {
 pub enum Role {
     Infra,
     Init,
+    /// An init container with `restartPolicy: Always` (KEP-753): it starts in the init
+    /// containers' order, runs beside the app containers, restarts whenever it exits, and stops
+    /// after them.
+    Sidecar,
     App,
 }
 
@@ -56,6 +60,7 @@ impl Role {
         match self {
             Role::Infra => "infra",
             Role::Init => "init",
+            Role::Sidecar => "sidecar",
             Role::App => "app",
         }
     }
@@ -64,9 +69,15 @@ impl Role {
         match label {
             "infra" => Some(Role::Infra),
             "init" => Some(Role::Init),
+            "sidecar" => Some(Role::Sidecar),
             "app" => Some(Role::App),
             _ => None,
         }
+    }
+
+    /// Whether the container is listed among the pod's `initContainers`.
+    pub fn is_init(self) -> bool {
+        matches!(self, Role::Init | Role::Sidecar)
     }
 }
 
@@ -156,10 +167,51 @@ fn image_tag(image: &str) -> Option<&str> {
     last_segment.split_once(':').map(|(_, tag)| tag)
 }
 
+/// The node's namespaces a pod shares: `hostNetwork`, `hostPID`, `hostIPC`. The engine's
+/// `host` modes give them, on the engine's host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostNamespaces {
+    pub network: bool,
+    pub pid: bool,
+    pub ipc: bool,
+}
+
+impl HostNamespaces {
+    fn of(spec: &PodSpec) -> Self {
+        HostNamespaces {
+            network: spec.host_network == Some(true),
+            pid: spec.host_pid == Some(true),
+            ipc: spec.host_ipc == Some(true),
+        }
+    }
+
+    /// How a container of the pod joins the network, IPC, UTS and PID namespaces, given the
+    /// infra container that holds the pod's own; UTS is shared only where the engine can
+    /// (Podman).
+    pub fn join(&self, host: &mut HostConfig, infra: &str, share_uts: bool) {
+        let mode = |on_host: bool| {
+            if on_host {
+                "host".to_string()
+            } else {
+                format!("container:{infra}")
+            }
+        };
+        host.network_mode = Some(mode(self.network));
+        host.ipc_mode = Some(mode(self.ipc));
+        if self.network || share_uts {
+            host.uts_mode = Some(mode(self.network));
+        }
+        if self.pid {
+            host.pid_mode = Some("host".into());
+        }
+    }
+}
+
 /// What a pod becomes on the engine.
 #[derive(Debug, Clone)]
 pub struct PodPlan {
     pub identity: PodIdentity,
+    pub host: HostNamespaces,
     pub labels: HashMap<String, String>,
     /// Engine volumes to create, one per emptyDir.
     pub volumes: Vec<String>,
@@ -185,15 +237,15 @@ pub fn plan(
         .clone()
         .unwrap_or_else(|| "Always".into());
     let volumes = Volumes::of(spec, resolved, &identity)?;
+    let host = HostNamespaces::of(spec);
     let hostname = spec
         .hostname
         .clone()
         .unwrap_or_else(|| identity.name.chars().take(63).collect());
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| (Role::Init, c));
+    let init = spec.init_containers.iter().flatten().map(|c| {
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        (if sidecar { Role::Sidecar } else { Role::Init }, c)
+    });
     let app = spec.containers.iter().map(|c| (Role::App, c));
     let containers = init
         .chain(app)
@@ -204,13 +256,15 @@ pub fn plan(
             labels.insert(INDEX_LABEL.into(), index.to_string());
             labels.insert(CONTAINER_LABEL.into(), container.name.clone());
             labels.insert(RESTART_POLICY_LABEL.into(), restart_policy.clone());
-            container_plan(container, role, labels, &volumes, &hostname)
+            let hostname = (!host.network).then_some(hostname.as_str());
+            container_plan(container, role, labels, &volumes, hostname)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let engine_volumes = volumes.engine_volumes();
     Ok(PodPlan {
         infra: infra_plan(spec, &hostname, &labels, infra, network, &restart_policy),
         identity,
+        host,
         labels,
         volumes: engine_volumes,
         containers,
@@ -229,10 +283,14 @@ fn infra_plan(
     labels.insert(ROLE_LABEL.into(), Role::Infra.label().into());
     labels.insert(CONTAINER_LABEL.into(), INFRA_NAME.into());
     labels.insert(RESTART_POLICY_LABEL.into(), restart_policy.into());
+    let host = HostNamespaces::of(spec);
+    // On the host's network a container's ports are the host's: nothing to publish, and the
+    // host's name is the pod's.
     let ports: Vec<_> = spec
         .containers
         .iter()
         .flat_map(|c| c.ports.iter().flatten())
+        .filter(|_| !host.network)
         .collect();
     let port_key = |port: &vk_abi::k8s_openapi::api::core::v1::ContainerPort| {
         format!(
@@ -275,12 +333,18 @@ fn infra_plan(
         body: ContainerCreateBody {
             image: Some(infra.image.clone()),
             cmd: infra.command.clone(),
-            hostname: Some(hostname.to_string()),
+            hostname: (!host.network).then(|| hostname.to_string()),
             labels: Some(labels),
             exposed_ports: (!ports.is_empty()).then(|| ports.iter().map(|p| port_key(p)).collect()),
             host_config: Some(HostConfig {
-                network_mode: network.map(str::to_string),
-                ipc_mode: Some("shareable".into()),
+                network_mode: if host.network {
+                    Some("host".into())
+                } else {
+                    network.map(str::to_string)
+                },
+                ipc_mode: Some(if host.ipc { "host" } else { "shareable" }.into()),
+                uts_mode: host.network.then(|| "host".into()),
+                pid_mode: host.pid.then(|| "host".into()),
                 port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
                 dns: dns.and_then(|d| d.nameservers.clone()),
                 dns_search: dns.and_then(|d| d.searches.clone()),
@@ -310,7 +374,7 @@ fn container_plan(
     role: Role,
     labels: HashMap<String, String>,
     volumes: &Volumes<'_>,
-    hostname: &str,
+    hostname: Option<&str>,
 ) -> Result<ContainerPlan, SpecError> {
     let problem = |problem: String| SpecError::Container {
         container: container.name.clone(),
@@ -326,8 +390,11 @@ fn container_plan(
         .clone()
         .map(|var| format!("{}={}", var.name, var.value.as_deref().unwrap_or_default()))
         .collect();
-    // Engines that cannot share the infra container's hostname still show it in $HOSTNAME.
-    if !variables.clone().any(|var| var.name == "HOSTNAME") {
+    // Engines that cannot share the infra container's hostname still show it in $HOSTNAME
+    // (a pod on the host's network has the host's).
+    if let Some(hostname) = hostname
+        && !variables.clone().any(|var| var.name == "HOSTNAME")
+    {
         env.push(format!("HOSTNAME={hostname}"));
     }
     let (mounts, files) = volumes.for_container(container)?;

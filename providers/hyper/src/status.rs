@@ -31,6 +31,15 @@ pub struct Memory {
     pub starting: bool,
 }
 
+impl Memory {
+    pub fn is_empty(&self) -> bool {
+        self.restarts.is_empty()
+            && self.last_terminated.is_empty()
+            && self.waiting.is_empty()
+            && !self.starting
+    }
+}
+
 /// The Kubernetes status of `view`.
 pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
     let statuses = |role: Role| -> Vec<ContainerStatus> {
@@ -40,14 +49,36 @@ pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
             .map(|c| container_status(c, memory))
             .collect()
     };
-    let init = statuses(Role::Init);
+    let init: Vec<ContainerStatus> = view
+        .containers
+        .iter()
+        .filter(|c| c.role.is_init())
+        .map(|c| container_status(c, memory))
+        .collect();
+    let sidecars: Vec<&ContainerStatus> = view
+        .containers
+        .iter()
+        .filter(|c| c.role.is_init())
+        .zip(&init)
+        .filter(|(c, _)| c.role == Role::Sidecar)
+        .map(|(_, status)| status)
+        .collect();
+    let regular_init = || {
+        view.containers
+            .iter()
+            .filter(|c| c.role.is_init())
+            .zip(&init)
+            .filter(|(c, _)| c.role == Role::Init)
+            .map(|(_, status)| status)
+    };
     let app = statuses(Role::App);
     let never = view.restart_policy == "Never";
-    let initialized = init.iter().all(|s| exit_code(s) == Some(0));
-    let init_failed = never
-        && init
+    // Regular init containers succeeded, and sidecars started (KEP-753).
+    let initialized = regular_init().all(|s| exit_code(s) == Some(0))
+        && sidecars
             .iter()
-            .any(|s| exit_code(s).is_some_and(|code| code != 0));
+            .all(|s| s.started == Some(true) || s.restart_count > 0);
+    let init_failed = never && regular_init().any(|s| exit_code(s).is_some_and(|code| code != 0));
     let all_app_terminated = !app.is_empty() && app.iter().all(|s| exit_code(s).is_some());
     let phase = if init_failed {
         "Failed"
@@ -68,7 +99,8 @@ pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
         .infra
         .as_ref()
         .is_some_and(|infra| is_running(&infra.inspect));
-    let ready = phase == "Running" && app.iter().all(|s| s.ready);
+    // The phase is the main containers'; sidecars' readiness counts for the pod's.
+    let ready = phase == "Running" && app.iter().chain(sidecars).all(|s| s.ready);
     let completed = matches!(phase, "Succeeded" | "Failed");
     let now = Time(jiff::Timestamp::now());
     let condition = |type_: &str, status: bool, reason: Option<&str>| PodCondition {
@@ -85,10 +117,14 @@ pub fn pod_status(view: &PodView, memory: &Memory, host_ip: &str) -> PodStatus {
     } else {
         Some("ContainersNotReady")
     };
-    let pod_ip = view
-        .infra
-        .as_ref()
-        .and_then(|infra| ip_address(&infra.inspect));
+    // A pod on the host's network has the host's address.
+    let pod_ip = view.infra.as_ref().and_then(|infra| {
+        if on_host_network(&infra.inspect) {
+            Some(host_ip.to_string())
+        } else {
+            ip_address(&infra.inspect)
+        }
+    });
     PodStatus {
         phase: Some(phase.to_string()),
         host_ip: Some(host_ip.to_string()),
@@ -176,7 +212,7 @@ fn container_status(container: &ContainerView, memory: &Memory) -> ContainerStat
                         reason: Some(
                             match container.role {
                                 Role::App => "PodInitializing",
-                                Role::Init | Role::Infra => "ContainerCreating",
+                                Role::Init | Role::Sidecar | Role::Infra => "ContainerCreating",
                             }
                             .to_string(),
                         ),
@@ -198,7 +234,7 @@ fn container_status(container: &ContainerView, memory: &Memory) -> ContainerStat
             .and_then(|config| config.image.clone())
             .unwrap_or_default(),
         image_id: inspect.image.clone().unwrap_or_default(),
-        ready: running && container.role == Role::App,
+        ready: running && matches!(container.role, Role::App | Role::Sidecar),
         started: Some(running),
         restart_count: memory.restarts.get(&container.name).copied().unwrap_or(0),
         state: Some(current),
@@ -247,6 +283,14 @@ pub fn is_running(inspect: &ContainerInspectResponse) -> bool {
         .state
         .as_ref()
         .is_some_and(|state| state.running == Some(true))
+}
+
+fn on_host_network(inspect: &ContainerInspectResponse) -> bool {
+    inspect
+        .host_config
+        .as_ref()
+        .and_then(|host| host.network_mode.as_deref())
+        == Some("host")
 }
 
 /// The infra container's address on its first network that has one.

@@ -12,11 +12,10 @@ mod streams;
 
 use std::{
     collections::HashMap,
-    sync::{
-        RwLock,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::atomic::{AtomicU32, Ordering},
 };
+
+use parking_lot::RwLock;
 
 use vk_abi::{
     ExecOptions, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
@@ -59,7 +58,7 @@ fn pod_key(pod: &Pod) -> Result<PodKey> {
 
 impl MockProvider {
     fn notify(&self, pod: &MockPod) {
-        if let Some(notifier) = &*self.notifier.read().expect("notifier lock") {
+        if let Some(notifier) = &*self.notifier.read() {
             notifier.notify(&pod.to_pod(&self.host_ip));
         }
     }
@@ -71,7 +70,7 @@ impl MockProvider {
         name: &str,
         f: impl FnOnce(&MockPod) -> Result<T>,
     ) -> Result<T> {
-        let pods = self.pods.read().expect("pod table lock");
+        let pods = self.pods.read();
         let pod = pods
             .get(&key(namespace, name))
             .ok_or_else(|| ProviderError::not_found(format!("pod {namespace}/{name} not found")))?;
@@ -99,7 +98,7 @@ impl MockProvider {
         let ip = pods::pod_ip(self.next_ip.fetch_add(1, Ordering::Relaxed));
         let pod = MockPod::new(resolved, ip);
         self.notify(&pod);
-        self.pods.write().expect("pod table lock").insert(key, pod);
+        self.pods.write().insert(key, pod);
         Ok(())
     }
 }
@@ -123,7 +122,7 @@ impl Provider for MockProvider {
 
     fn update_pod(&self, pod: ResolvedPod) -> Result<()> {
         let key = pod_key(&pod.pod)?;
-        let mut pods = self.pods.write().expect("pod table lock");
+        let mut pods = self.pods.write();
         let Some(existing) = pods.get_mut(&key) else {
             drop(pods);
             return self.store(pod);
@@ -140,11 +139,7 @@ impl Provider for MockProvider {
     }
 
     fn delete_pod(&self, pod: Pod, _grace_period_seconds: i64) -> Result<()> {
-        let removed = self
-            .pods
-            .write()
-            .expect("pod table lock")
-            .remove(&pod_key(&pod)?);
+        let removed = self.pods.write().remove(&pod_key(&pod)?);
         if let Some(mut pod) = removed {
             pod.terminated = true;
             self.notify(&pod);
@@ -153,26 +148,26 @@ impl Provider for MockProvider {
     }
 
     fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
-        let pods = self.pods.read().expect("pod table lock");
+        let pods = self.pods.read();
         Ok(pods
             .get(&key(namespace, name))
             .map(|pod| pod.to_pod(&self.host_ip)))
     }
 
     fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
-        let pods = self.pods.read().expect("pod table lock");
+        let pods = self.pods.read();
         Ok(pods
             .get(&key(namespace, name))
             .map(|pod| pod.status(&self.host_ip)))
     }
 
     fn list_pods(&self) -> Result<Vec<Pod>> {
-        let pods = self.pods.read().expect("pod table lock");
+        let pods = self.pods.read();
         Ok(pods.values().map(|pod| pod.to_pod(&self.host_ip)).collect())
     }
 
     fn notify_pods(&self, notifier: PodNotifier) -> bool {
-        *self.notifier.write().expect("notifier lock") = Some(notifier);
+        *self.notifier.write() = Some(notifier);
         true
     }
 
@@ -241,12 +236,12 @@ impl Provider for MockProvider {
     }
 
     fn stats_summary(&self) -> Result<Summary> {
-        let pods = self.pods.read().expect("pod table lock");
+        let pods = self.pods.read();
         Ok(stats::summary(&self.node_name, pods.values()))
     }
 
     fn pod_stats(&self, namespace: &str, name: &str) -> Result<Option<PodStats>> {
-        let pods = self.pods.read().expect("pod table lock");
+        let pods = self.pods.read();
         Ok(pods.get(&key(namespace, name)).map(stats::pod_stats))
     }
 }

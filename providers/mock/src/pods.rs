@@ -23,11 +23,15 @@ pub struct MockContainer {
     pub env: Vec<(String, String)>,
     /// Mount path and volume name of each volume mount.
     pub mounts: Vec<(String, String)>,
+    /// An init container with `restartPolicy: Always`: a sidecar, which runs beside the app
+    /// containers instead of completing before them.
+    pub sidecar: bool,
 }
 
 impl MockContainer {
     fn from_spec(container: &Container) -> Self {
         MockContainer {
+            sidecar: container.restart_policy.as_deref() == Some("Always"),
             name: container.name.clone(),
             image: container.image.clone().unwrap_or_default(),
             env: container
@@ -192,7 +196,13 @@ impl MockPod {
             init_container_statuses: Some(
                 self.init_containers
                     .iter()
-                    .map(|c| container_status(c, &completed, false))
+                    .map(|c| {
+                        if c.sidecar {
+                            container_status(c, &app_state, !self.terminated)
+                        } else {
+                            container_status(c, &completed, false)
+                        }
+                    })
                     .collect(),
             )
             .filter(|s: &Vec<_>| !s.is_empty()),

@@ -8,7 +8,7 @@ use vk_abi::{
     host::{HostStreams, ProviderClient, byte_sink, byte_source},
     k8s_openapi::{
         ByteString,
-        api::core::v1::{Container, EnvVar, Node, Pod, PodSpec, VolumeMount},
+        api::core::v1::{Container, ContainerStatus, EnvVar, Node, Pod, PodSpec, VolumeMount},
         apimachinery::pkg::apis::meta::v1::ObjectMeta,
     },
 };
@@ -365,4 +365,29 @@ fn bad_config_is_refused() {
     };
     let error = ProviderClient::new(module, &init).unwrap_err();
     assert_eq!(error.kind, vk_abi::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn sidecars_run_beside_the_app_and_init_containers_complete() {
+    let client = client();
+    let mut sidecar_pod = pod("with-sidecar");
+    let init = |name: &str, restart_policy: Option<&str>| Container {
+        name: name.into(),
+        image: Some("busybox".into()),
+        restart_policy: restart_policy.map(str::to_string),
+        ..Container::default()
+    };
+    sidecar_pod.pod.spec.as_mut().unwrap().init_containers =
+        Some(vec![init("setup", None), init("proxy", Some("Always"))]);
+    client.create_pod(&sidecar_pod).unwrap();
+    let status = client
+        .get_pod_status("default", "with-sidecar")
+        .unwrap()
+        .unwrap();
+    let init = status.init_container_statuses.unwrap();
+    let state = |s: &ContainerStatus| s.state.clone().unwrap();
+    assert!(state(&init[0]).terminated.is_some(), "{:?}", init[0]);
+    assert!(!init[0].ready);
+    assert!(state(&init[1]).running.is_some(), "{:?}", init[1]);
+    assert!(init[1].ready && init[1].started == Some(true));
 }

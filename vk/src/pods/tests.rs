@@ -96,3 +96,55 @@ fn a_pod_listed_without_some_of_its_containers_was_cut_short() {
         "only the infra container was made"
     );
 }
+
+#[test]
+fn the_active_deadline_counts_from_the_start_time() {
+    let mut pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"containers": [], "activeDeadlineSeconds": 30},
+    }))
+    .unwrap();
+    assert_eq!(
+        active_deadline(&pod).map(|t| t.to_string()),
+        Some("2026-01-01T00:00:30Z".into()),
+        "before a start time, from the creation"
+    );
+    pod.status = Some(PodStatus {
+        start_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-01-01T00:01:00Z".parse().unwrap(),
+        )),
+        ..PodStatus::default()
+    });
+    assert_eq!(
+        active_deadline(&pod).map(|t| t.to_string()),
+        Some("2026-01-01T00:01:30Z".into())
+    );
+    pod.spec.as_mut().unwrap().active_deadline_seconds = None;
+    assert_eq!(active_deadline(&pod), None);
+}
+
+#[test]
+fn a_pod_past_its_deadline_fails_with_its_containers_stopped() {
+    let status = PodStatus {
+        phase: Some("Running".into()),
+        container_statuses: Some(vec![state(true), state(false)]),
+        conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]),
+        ..PodStatus::default()
+    };
+    let failed = deadline_exceeded(status);
+    assert_eq!(failed.phase.as_deref(), Some("Failed"));
+    assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
+    let containers = failed.container_statuses.unwrap();
+    let killed = containers[0].state.as_ref().unwrap().terminated.as_ref();
+    assert_eq!(killed.map(|t| t.exit_code), Some(137));
+    assert_eq!(
+        containers[1].state.as_ref().unwrap().terminated,
+        Some(ContainerStateTerminated::default()),
+        "an exit already there is kept"
+    );
+    assert_eq!(failed.conditions.unwrap()[0].status, "False");
+}

@@ -9,7 +9,7 @@ async fn keys_are_deduplicated_while_waiting() {
     assert_eq!(queue.len(), 2);
     assert_eq!(queue.next().await, Some("a"));
     assert_eq!(queue.next().await, Some("b"));
-    assert!(queue.is_empty());
+    assert_eq!(queue.len(), 0);
 }
 
 #[tokio::test]
@@ -18,14 +18,15 @@ async fn a_held_key_is_not_handed_out_twice_but_comes_back() {
     queue.add("a");
     let key = queue.next().await.unwrap();
     queue.add("a");
-    assert!(
-        queue.is_empty(),
+    assert_eq!(
+        queue.len(),
+        0,
         "a worker holds a; it must not wait in the queue"
     );
     queue.done(&key);
     assert_eq!(queue.next().await, Some("a"));
     queue.done(&"a");
-    assert!(queue.is_empty());
+    assert_eq!(queue.len(), 0);
 }
 
 #[tokio::test(start_paused = true)]

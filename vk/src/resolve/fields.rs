@@ -8,15 +8,15 @@ use k8s_openapi::api::core::v1::{ObjectFieldSelector, Pod};
 #[cfg(test)]
 mod tests;
 
-/// Why a `fieldRef` has no value.
+/// Why a `fieldRef` has no value: what it names is unsupported.
 #[derive(Debug, thiserror::Error)]
 pub enum FieldError {
     #[error("unsupported pod version: {0}")]
-    UnsupportedApiVersion(String),
+    ApiVersion(String),
     #[error("unsupported fieldPath: {0}")]
-    UnsupportedFieldPath(String),
+    FieldPath(String),
     #[error("fieldPath {0:?} does not support subscript")]
-    UnsupportedSubscript(String),
+    Subscript(String),
 }
 
 /// The node's and the pod's IPs, primary family first, at most one per family.
@@ -95,7 +95,7 @@ pub(super) fn env_value(
 ) -> Result<String, FieldError> {
     match selector.api_version.as_deref() {
         None | Some("" | "v1") => {}
-        Some(other) => return Err(FieldError::UnsupportedApiVersion(other.to_string())),
+        Some(other) => return Err(FieldError::ApiVersion(other.to_string())),
     }
     let spec = pod.spec.as_ref();
     let value = match selector.field_path.as_str() {
@@ -118,7 +118,7 @@ pub(super) fn metadata_value(pod: &Pod, path: &str) -> Result<String, FieldError
         let map = match map_path {
             "metadata.labels" => &metadata.labels,
             "metadata.annotations" => &metadata.annotations,
-            _ => return Err(FieldError::UnsupportedSubscript(path.to_string())),
+            _ => return Err(FieldError::Subscript(path.to_string())),
         };
         return Ok(map
             .as_ref()
@@ -132,7 +132,7 @@ pub(super) fn metadata_value(pod: &Pod, path: &str) -> Result<String, FieldError
         "metadata.uid" => metadata.uid.clone(),
         "metadata.labels" => metadata.labels.as_ref().map(format_map),
         "metadata.annotations" => metadata.annotations.as_ref().map(format_map),
-        _ => return Err(FieldError::UnsupportedFieldPath(path.to_string())),
+        _ => return Err(FieldError::FieldPath(path.to_string())),
     };
     Ok(value.unwrap_or_default())
 }

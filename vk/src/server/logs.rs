@@ -12,7 +12,8 @@ use k8s_openapi::{api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::Time, j
 use tokio::sync::mpsc;
 use vk_abi::{LogOptions, host::byte_sink};
 
-use super::{Body, ServerState, bound_pod, has_container, pod_not_found, provider_error, text};
+use super::state::ServerState;
+use crate::response::{Body, provider_error, text};
 
 /// Chunks buffered between the provider and a slow client before the provider waits.
 const BUFFERED_CHUNKS: usize = 16;
@@ -105,15 +106,10 @@ pub(super) async fn handle(
     pod_name: &str,
     container: &str,
 ) -> Response<Body> {
-    let Some(pod) = bound_pod(state, namespace, pod_name) else {
-        return pod_not_found(namespace, pod_name);
+    let pod = match state.pod_with_container(namespace, pod_name, container) {
+        Ok(pod) => pod,
+        Err(refusal) => return *refusal,
     };
-    if !has_container(&pod, container) {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("container \"{container}\" not found in pod \"{pod_name}\""),
-        );
-    }
     let options = match parse_query(
         request.uri().query().unwrap_or(""),
         namespace,

@@ -8,7 +8,8 @@ use http::{Response, header};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use vk_abi::stats::{CpuStats, MemoryStats, Summary};
 
-use super::{Body, ServerState, full};
+use super::state::ServerState;
+use crate::response::{Body, full};
 
 const STABLE: [(&str, &str, &str); 8] = [
     (

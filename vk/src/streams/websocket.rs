@@ -46,9 +46,15 @@ use tokio_tungstenite::{
 };
 use vk_abi::{ExecOptions, ProviderError, host::HostStreams};
 
-use super::{StreamOptions, bridge, header_contains};
+use super::{
+    bridge,
+    command::{StreamOptions, run_command, status_message},
+    forward::forward_ports,
+    handshake::header_contains,
+};
 use crate::{
-    server::{Body, ServerState, full, text},
+    provider::Provider,
+    response::{Body, full, text},
     spdy::{self, Connection},
 };
 
@@ -193,7 +199,8 @@ where
 
 /// `/exec` and `/attach` over WebSocket, the request already checked.
 pub(super) fn remote_command(
-    state: &Arc<ServerState>,
+    provider: &Provider,
+    idle: Duration,
     request: Request<Incoming>,
     exec: ExecOptions,
     options: StreamOptions,
@@ -209,17 +216,17 @@ pub(super) fn remote_command(
         exec.pod,
         exec.container
     );
-    let state = state.clone();
+    let provider = provider.clone();
     upgrade(request, protocol, move |socket| async move {
-        let idle = state.streams.idle;
-        let run = |host| super::run_command(&state, exec, attach, host);
+        let run = |host| run_command(&provider, exec, attach, host);
         serve_channels(socket, protocol, &options, idle, run).await;
     })
 }
 
 /// `/portForward` over WebSocket: only the SPDY tunnel.
 pub(super) fn port_forward(
-    state: &Arc<ServerState>,
+    provider: &Provider,
+    idle: Duration,
     request: Request<Incoming>,
     pod: Arc<Pod>,
 ) -> Response<Body> {
@@ -238,14 +245,14 @@ pub(super) fn port_forward(
         pod.metadata.namespace.as_deref().unwrap_or_default(),
         pod.metadata.name.as_deref().unwrap_or_default()
     );
-    let state = state.clone();
+    let provider = provider.clone();
     upgrade(request, TUNNEL_PROTOCOL, move |socket| async move {
         let config = spdy::Config {
-            idle_timeout: Some(state.streams.idle),
+            idle_timeout: Some(idle),
             ..spdy::Config::default()
         };
         let connection = Connection::new(Tunnel::new(socket), config);
-        super::forward_ports(state, pod, connection).await;
+        forward_ports(provider, pod, connection).await;
     })
 }
 
@@ -388,7 +395,7 @@ async fn serve_channels<S, F, Fut>(
     for forwarder in forwarders {
         let _ = forwarder.await;
     }
-    if let Some(status) = super::status_message(framing.status_protocol, &result) {
+    if let Some(status) = status_message(framing.status_protocol, &result) {
         let _ = queue.send(framing.encode(ERROR, status.as_bytes())).await;
     }
     let _ = queue.send(close_message(CloseCode::Normal)).await;

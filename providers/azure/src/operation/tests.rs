@@ -1,4 +1,4 @@
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::*;
 

@@ -197,3 +197,41 @@ fn what_cannot_be_run_is_refused_clearly() {
         assert!(error.contains(expected), "{error}");
     }
 }
+
+#[test]
+fn host_namespaces_use_the_engines_host_modes() {
+    let pod = resolved(json!({
+        "hostNetwork": true, "hostPID": true, "hostIPC": true,
+        "containers": [{"name": "app", "image": "busybox", "ports": [{"containerPort": 80, "hostPort": 80}]}]
+    }));
+    let plan = plan(&pod, "node-1", &infra(), Some("pods")).unwrap();
+    let infra = plan.infra.body.host_config.as_ref().unwrap();
+    assert_eq!(infra.network_mode.as_deref(), Some("host"));
+    assert_eq!(infra.ipc_mode.as_deref(), Some("host"));
+    assert_eq!(infra.pid_mode.as_deref(), Some("host"));
+    assert_eq!(infra.port_bindings, None, "the host's ports are the pod's");
+    assert_eq!(
+        plan.infra.body.hostname, None,
+        "the host's name is the pod's"
+    );
+    let app = &plan.containers[0].body;
+    assert!(
+        !app.env.iter().flatten().any(|v| v.starts_with("HOSTNAME=")),
+        "{:?}",
+        app.env
+    );
+
+    let mut joined = HostConfig::default();
+    plan.host.join(&mut joined, "infra-id", true);
+    assert_eq!(joined.network_mode.as_deref(), Some("host"));
+    assert_eq!(joined.uts_mode.as_deref(), Some("host"));
+    assert_eq!(joined.ipc_mode.as_deref(), Some("host"));
+    assert_eq!(joined.pid_mode.as_deref(), Some("host"));
+
+    let mut own = HostConfig::default();
+    HostNamespaces::default().join(&mut own, "infra-id", false);
+    assert_eq!(own.network_mode.as_deref(), Some("container:infra-id"));
+    assert_eq!(own.ipc_mode.as_deref(), Some("container:infra-id"));
+    assert_eq!(own.uts_mode, None, "Docker cannot share the UTS namespace");
+    assert_eq!(own.pid_mode, None);
+}

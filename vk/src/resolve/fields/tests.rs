@@ -54,6 +54,6 @@ fn volume_fields_are_metadata_only() {
     assert_eq!(metadata_value(&pod, "metadata.labels['x']").unwrap(), "");
     assert!(matches!(
         metadata_value(&pod, "status.podIP"),
-        Err(FieldError::UnsupportedFieldPath(_))
+        Err(FieldError::FieldPath(_))
     ));
 }

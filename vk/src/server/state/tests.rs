@@ -1,4 +1,4 @@
-use k8s_openapi::api::core::v1::EphemeralContainer;
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, PodSpec};
 
 use super::*;
 
@@ -34,26 +34,4 @@ fn containers_of_every_kind_are_found() {
     }
     assert!(!has_container(&pod, "other"));
     assert!(!has_container(&Pod::default(), "app"));
-}
-
-#[test]
-fn provider_errors_map_to_http() {
-    let status = |kind| provider_error(&vk_abi::ProviderError::new(kind, "x")).status();
-    assert_eq!(status(vk_abi::ErrorKind::NotFound), StatusCode::NOT_FOUND);
-    assert_eq!(
-        status(vk_abi::ErrorKind::InvalidInput),
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        status(vk_abi::ErrorKind::Unsupported),
-        StatusCode::NOT_IMPLEMENTED
-    );
-    assert_eq!(
-        status(vk_abi::ErrorKind::Unavailable),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    assert_eq!(
-        status(vk_abi::ErrorKind::Other),
-        StatusCode::INTERNAL_SERVER_ERROR
-    );
 }
