@@ -345,8 +345,8 @@ fn control_plane(
     Ok(())
 }
 
-/// `kill -9` of vk ten times during a rollout and a rolling update (started after the fifth
-/// kill, so that the last five land in it): within 60 s of the last restart every pod runs the
+/// `kill -9` of vk ten times during a rollout and a rolling update (started after the seventh
+/// kill, so that the last three land in it): within 60 s of the last restart every pod runs the
 /// new template, once, unrestarted.
 fn kill9(outcome: &mut Outcome, provider: ProviderKind, pods: u32) -> Result<()> {
     /// Seconds between kills: uneven, so kills land in different phases of a pod's creation.
@@ -365,7 +365,7 @@ fn kill9(outcome: &mut Outcome, provider: ProviderKind, pods: u32) -> Result<()>
         sleep(Duration::from_millis(500));
         stage.vk.restart();
         restarted_at = Instant::now();
-        if kill == 4 {
+        if kill == 6 {
             stage.workload.roll()?;
         }
     }
