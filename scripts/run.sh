@@ -36,15 +36,28 @@ fi
 vk_pid=""
 started_podman=false
 cleanup() {
-  trap - EXIT INT TERM
+  # Must finish whatever happened to stdout and stderr: Ctrl-C during `run.sh 2>&1 | tee run.log`
+  # also stops tee, and the first write to that closed pipe would kill this shell or
+  # `cluster.sh down` (SIGPIPE, or set -e on EPIPE), leaving etcd and kube-apiserver running. So
+  # SIGPIPE and SIGINT are ignored (the steps below inherit that), no step's failure stops the
+  # rest, and their output goes to $log_dir/cleanup.log and, while it is open, to stderr (tee -p
+  # goes on writing the file when stderr is gone).
+  trap '' PIPE INT
+  trap - EXIT TERM
+  set +e
+  exec 3>&2
+  exec > >(tee -p -a "$log_dir/cleanup.log" >&3 2>/dev/null) 2>&1
+  local tee_pid=$!
   [[ -n $vk_pid ]] && kill "$vk_pid" 2>/dev/null && wait "$vk_pid" 2>/dev/null
   if $started_cluster; then
-    scripts/cluster.sh down >&2 || true
+    scripts/cluster.sh down
     # vk leaves its pods running for the next vk to adopt; with the cluster gone, none will.
     [[ $provider == hyper ]] && scripts/podman.sh clean-node "$node"
   fi
   if $started_podman; then scripts/podman.sh down; fi
-  echo "run: stopped" >&2
+  echo "run: stopped (this cleanup's log: $log_dir/cleanup.log)"
+  exec >&3 2>&3
+  wait "$tee_pid"
 }
 trap cleanup EXIT INT TERM
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of vk: formatting, lints, the build of the workspace and of every
-# provider library, loading each library through `vk providers`, and all unit and integration
+# provider library, loading each library through `vk providers`, all unit and integration
 # tests (the integration tests start a real control plane, built once from Go modules and cached
-# under $HOME/.cache/vk).
+# under $HOME/.cache/vk), and the Debian packages: built and checked (scripts/package.sh), then
+# installed and run on a clean Debian root (scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,5 +41,11 @@ fi
 
 step "cargo test"
 cargo test --workspace --no-fail-fast -- --test-threads="${VK_TEST_THREADS:-2}"
+
+step "debian packages (release build, lintian, systemd-analyze)"
+scripts/package.sh
+
+step "debian packages on a clean root"
+scripts/package-test.sh
 
 step "done"

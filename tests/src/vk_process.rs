@@ -28,7 +28,9 @@ use std::{
 
 use crate::{
     cluster::{self, Cluster},
-    paths, wait,
+    paths,
+    podman::Podman,
+    wait,
 };
 
 /// How long [`VkProcess::stop`] waits after SIGTERM before it SIGKILLs and panics.
@@ -85,6 +87,12 @@ impl VkBuilder {
     pub fn provider(mut self, name: &str) -> Self {
         self.provider = name.into();
         self
+    }
+
+    /// The hyper provider on the local Podman service.
+    pub fn on_podman(self, podman: &Podman) -> Self {
+        self.provider("hyper")
+            .provider_config(&podman.provider_config(&podman.endpoint(), ""))
     }
 
     /// The contents of the provider's configuration file (written to the run directory and

@@ -214,14 +214,22 @@ fn load_error(dir: &Path, name: &str) -> LoadError {
 /// Runs the `vk` binary, with none of its environment fallbacks set, and gives up after a
 /// minute (vk must fail or answer long before).
 fn vk(args: &[&OsStr]) -> Output {
+    vk_with_env(args, &[])
+}
+
+/// [`vk`] with environment variables `env` set.
+fn vk_with_env(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(paths::vk_binary())
         .args(args)
         .env_remove("KUBECONFIG")
         .env_remove("VK_PLUGIN_DIR")
         .env_remove("VK_PROVIDER")
         .env_remove("VK_PROVIDER_CONFIG")
+        .env_remove("VK_LOG_LEVEL")
+        .env_remove("VK_LOG_FORMAT")
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -241,6 +249,11 @@ fn vk(args: &[&OsStr]) -> Output {
 /// Runs `vk --provider NAME --plugin-dir DIR ARGS...` with a kubeconfig and a node IP, so that
 /// vk gets as far as constructing the provider without contacting anything.
 fn vk_run(plugin_dir: &Path, name: &str, args: &[&OsStr]) -> Output {
+    vk_run_with_env(plugin_dir, name, args, &[])
+}
+
+/// [`vk_run`] with environment variables `env` set.
+fn vk_run_with_env(plugin_dir: &Path, name: &str, args: &[&OsStr], env: &[(&str, &str)]) -> Output {
     let dir = TempDir::new("kubeconfig");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -263,7 +276,7 @@ fn vk_run(plugin_dir: &Path, name: &str, args: &[&OsStr]) -> Output {
         "127.0.0.1".as_ref(),
     ];
     all.extend_from_slice(args);
-    vk(&all)
+    vk_with_env(&all, env)
 }
 
 /// Asserts that vk failed with exactly one line on stderr and no panic, and returns that line.
@@ -581,4 +594,138 @@ async fn bad_config_is_refused() {
     let line = one_line_failure(&output);
     assert!(line.contains("refused its configuration"), "{line:?}");
     assert!(line.contains("faulty"), "{line:?}");
+}
+
+/// Runs vk with the faulty provider configured to log one line at every level (target
+/// `vk_faulty::chatty`) and then panic while starting, with `args` and `RUST_LOG=rust_log`.
+fn chatty_faulty_vk(args: &[&str], rust_log: Option<&str>) -> Output {
+    let dir = TempDir::new("chatty");
+    let config = dir.path().join("faulty.json");
+    std::fs::write(&config, r#"{"logEveryLevel": true, "panicOnStart": true}"#).unwrap();
+    let mut all: Vec<&OsStr> = vec!["--provider-config".as_ref(), config.as_ref()];
+    all.extend(args.iter().map(OsStr::new));
+    let env: Vec<(&str, &str)> = rust_log
+        .map(|filter| ("RUST_LOG", filter))
+        .into_iter()
+        .collect();
+    vk_run_with_env(&paths::build_dir(), "faulty", &all, &env)
+}
+
+/// One run of the chatty faulty provider: vk's flags, `RUST_LOG`, and what must show: the
+/// levels of its lines, in order, and whether its panic is logged.
+struct FilterCase {
+    args: &'static [&'static str],
+    rust_log: Option<&'static str>,
+    levels: &'static [&'static str],
+    panic_shown: bool,
+}
+
+#[test]
+fn provider_logs_reach_vk_log_through_its_filter() {
+    const ALL: [&str; 5] = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
+    let case = |args, rust_log, levels, panic_shown| FilterCase {
+        args,
+        rust_log,
+        levels,
+        panic_shown,
+    };
+    let cases = [
+        case(&[], None, &ALL[..3], true),
+        case(&["--log-level", "trace"], None, &ALL, true),
+        case(&["--log-level", "error"], None, &ALL[..1], true),
+        case(&[], Some("vk_faulty::chatty=debug"), &ALL[..4], true),
+        case(
+            &["--log-level", "trace"],
+            Some("vk_faulty=warn"),
+            &ALL[..2],
+            true,
+        ),
+        case(&[], Some("vk_faulty::chatty=off"), &[], true),
+        case(&[], Some("vk_faulty=off"), &[], false),
+    ];
+    for FilterCase {
+        args,
+        rust_log,
+        levels,
+        panic_shown,
+    } in cases
+    {
+        let output = chatty_faulty_vk(args, rust_log);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let case = format!("vk {args:?} with RUST_LOG={rust_log:?}");
+        assert!(!output.status.success(), "{case} succeeded: {stderr}");
+        let shown: Vec<&str> = stderr
+            .lines()
+            .filter_map(|line| line.split_once("faulty log line at level "))
+            .map(|(head, level)| {
+                assert!(
+                    head.ends_with(&format!("{level:<5} vk_faulty::chatty] ")),
+                    "{case}: wrong level or target in {head:?}"
+                );
+                level
+            })
+            .collect();
+        assert_eq!(shown, levels, "{case}:\n{stderr}");
+        let panic_line = stderr.lines().find(|line| line.contains("panicked at "));
+        assert_eq!(panic_line.is_some(), panic_shown, "{case}:\n{stderr}");
+        if let Some(line) = panic_line {
+            assert!(
+                line.contains("ERROR vk_faulty] panicked at "),
+                "{case}: {line}"
+            );
+            assert!(
+                line.ends_with(": the faulty provider panics on start"),
+                "{case}: {line}"
+            );
+        }
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("vk: provider \"faulty\" refused its configuration"),
+            "{case}: {last}"
+        );
+    }
+}
+
+#[test]
+fn json_log_lines_are_objects_with_time_level_target_message_and_node() {
+    let output = chatty_faulty_vk(&["--log-format", "json", "--nodename", "n-json"], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let records: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+        })
+        .collect();
+    for record in &records {
+        for key in ["time", "level", "target", "message"] {
+            assert!(record[key].is_string(), "{key} missing in {record}");
+        }
+        assert_eq!(record["node"], "n-json", "{record}");
+    }
+    let chatty: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|record| record["target"] == "vk_faulty::chatty")
+        .map(|record| {
+            (
+                record["level"].as_str().unwrap_or_default(),
+                record["message"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chatty,
+        [
+            ("error", "faulty log line at level ERROR"),
+            ("warn", "faulty log line at level WARN"),
+            ("info", "faulty log line at level INFO"),
+        ]
+    );
+    // The reason vk stops is a record too, the last one.
+    let last = records.last().expect("vk logged something");
+    assert_eq!(
+        (&last["level"], &last["target"]),
+        (&"error".into(), &"vk".into())
+    );
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refused its configuration"), "{message}");
 }

@@ -30,14 +30,13 @@ fn start(prefix: &str) -> (&'static Cluster, &'static Podman, Namespace, VkProce
     let vk = cluster
         .vk()
         .node_prefix(prefix)
-        .provider("hyper")
-        .provider_config(&podman.provider_config(&podman.endpoint(), ""))
+        .on_podman(podman)
         .args(["--full-resync-period", RESYNC])
         .start_ready(READY);
     (cluster, podman, namespace, vk)
 }
 
-/// A pod whose init container sleeps `init_seconds` before its app container starts.
+/// A pod whose init container sleeps a few seconds before its app container starts.
 fn apply_slow_starter(cluster: &Cluster, namespace: &Namespace, vk: &VkProcess, name: &str) {
     let container = |name: &str, script: &str| {
         json!({

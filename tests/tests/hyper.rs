@@ -29,8 +29,7 @@ fn start(prefix: &str) -> (&'static Cluster, &'static Podman, Namespace, VkProce
     let vk = cluster
         .vk()
         .node_prefix(prefix)
-        .provider("hyper")
-        .provider_config(&podman.provider_config(&podman.endpoint(), ""))
+        .on_podman(podman)
         .start_ready(READY);
     (cluster, podman, namespace, vk)
 }

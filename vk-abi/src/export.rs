@@ -14,11 +14,12 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{ProviderError, Result},
+    logging,
     provider::{InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Streams},
     raw::{
-        ByteSinkBox, ByteSourceBox, Json, NodeNotifierBox, PodNotifierBox, ProviderModule,
-        ProviderModuleRef, RawError, RawProvider, RawProvider_TO, RawProviderBox, RawResult,
-        RawStreams,
+        ByteSinkBox, ByteSourceBox, Json, LogSinkBox, NodeNotifierBox, PodNotifierBox,
+        ProviderModule, ProviderModuleRef, RawError, RawProvider, RawProvider_TO, RawProviderBox,
+        RawResult, RawStreams,
     },
 };
 
@@ -64,6 +65,7 @@ pub fn root_module<P: Provider>(name: &'static str, version: &'static str) -> Pr
         name: RStr::from_str(name),
         version: RStr::from_str(version),
         new_provider: new_provider::<P>,
+        new_provider_with_log: new_provider_with_log::<P>,
     }
     .leak_into_prefix()
 }
@@ -75,16 +77,26 @@ extern "C" fn new_provider<P: Provider>(init: RSlice<'_, u8>) -> RawResult<RawPr
     })
 }
 
+extern "C" fn new_provider_with_log<P: Provider>(
+    init: RSlice<'_, u8>,
+    log: LogSinkBox,
+) -> RawResult<RawProviderBox> {
+    logging::install(log, crate_of::<P>());
+    new_provider::<P>(init)
+}
+
+/// The crate that defines `P` (`vk_hyper`), the log target of the provider's panics.
+fn crate_of<P>() -> &'static str {
+    let path = std::any::type_name::<P>();
+    path.split("::").next().unwrap_or(path)
+}
+
 /// Runs `call`, turning a panic into an error.
 fn guarded<T>(call: impl FnOnce() -> Result<T>) -> RawResult<T> {
     match catch_unwind(AssertUnwindSafe(call)) {
         Ok(result) => result.map_err(RawError::from).into(),
         Err(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".to_string());
+            let detail = logging::panic_text(&*panic);
             RResult::RErr(ProviderError::other(format!("provider panicked: {detail}")).into())
         }
     }

@@ -13,11 +13,12 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{ProviderError, Result},
+    logging,
     raw::{
         ByteSink, ByteSink_TO, ByteSinkBox, ByteSource, ByteSource_TO, ByteSourceBox, Json,
-        NodeNotifier, NodeNotifier_TO, PodNotifier, PodNotifier_TO, ProviderModuleRef, RawError,
-        RawProviderBox, RawResult, RawStreams, ResizeSource, ResizeSource_TO, ResizeSourceBox,
-        TerminalSize,
+        LOG_OFF, LogSink, LogSink_TO, LogSinkBox, NodeNotifier, NodeNotifier_TO, PodNotifier,
+        PodNotifier_TO, ProviderModuleRef, RawError, RawLogRecord, RawProviderBox, RawResult,
+        RawStreams, ResizeSource, ResizeSource_TO, ResizeSourceBox, TerminalSize,
     },
     stats::{PodStats, Summary},
     types::{ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, ResolvedPod},
@@ -58,11 +59,16 @@ fn answer<T>(result: RawResult<T>) -> Result<T> {
 }
 
 impl ProviderClient {
-    /// Builds a provider from a loaded module.
+    /// Builds a provider from a loaded module. A provider of ABI 1.3 or later logs into this
+    /// process's `log` logger, under its own targets; an older one cannot.
     pub fn new(module: ProviderModuleRef, init: &ProviderInit) -> Result<Self> {
         let init = encode(init)?;
-        let raw = answer((module.new_provider())(RSlice::from_slice(&init)))?;
-        Ok(ProviderClient { raw })
+        let init = RSlice::from_slice(&init);
+        let raw = match module.new_provider_with_log() {
+            Some(new_provider) => new_provider(init, host_log_sink()),
+            None => (module.new_provider())(init),
+        };
+        Ok(ProviderClient { raw: answer(raw)? })
     }
 
     pub fn create_pod(&self, pod: &ResolvedPod) -> Result<()> {
@@ -211,6 +217,48 @@ pub fn resize_source(
     next: impl Fn() -> Option<TerminalSize> + Send + Sync + 'static,
 ) -> ResizeSourceBox {
     ResizeSource_TO::from_value(Callback(next), TD_Opaque)
+}
+
+/// A sink that writes a provider's records into this process's `log` logger, whose filter
+/// decides per target like for the host's own records.
+pub fn host_log_sink() -> LogSinkBox {
+    LogSink_TO::from_value(HostLog, TD_Opaque)
+}
+
+/// This process's `log` logger, behind a [`LogSink`].
+struct HostLog;
+
+impl LogSink for HostLog {
+    fn max_level(&self) -> u32 {
+        match log::max_level().to_level() {
+            Some(level) => logging::level_to_raw(level),
+            None => LOG_OFF,
+        }
+    }
+    fn enabled(&self, level: u32, target: RStr<'_>) -> bool {
+        let metadata = log::Metadata::builder()
+            .level(logging::level_from_raw(level))
+            .target(target.as_str())
+            .build();
+        catch(false, || log::logger().enabled(&metadata))
+    }
+    fn log(&self, record: RawLogRecord<'_>) {
+        fn as_str(text: ROption<RStr<'_>>) -> Option<&str> {
+            text.into_option().map(|text| text.as_str())
+        }
+        catch((), || {
+            log::logger().log(
+                &log::Record::builder()
+                    .level(logging::level_from_raw(record.level))
+                    .target(record.target.as_str())
+                    .args(format_args!("{}", record.message))
+                    .module_path(as_str(record.module_path))
+                    .file(as_str(record.file))
+                    .line(record.line.into_option())
+                    .build(),
+            )
+        });
+    }
 }
 
 /// A host closure behind one of the callback traits. Host code called from a provider thread

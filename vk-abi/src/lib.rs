@@ -13,6 +13,7 @@ pub mod error;
 pub mod error_chain;
 pub mod export;
 pub mod host;
+pub mod logging;
 pub mod provider;
 pub mod quantity;
 pub mod raw;
@@ -28,8 +29,8 @@ pub use provider::{
     InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Resizes, Streams, TerminalSize,
 };
 pub use types::{
-    ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, RegistryCredential,
-    ResolvedPod, VolumeFile, VolumeFiles,
+    EventType, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit,
+    RegistryCredential, ResolvedPod, VolumeFile, VolumeFiles,
 };
 
 /// The version of this ABI (this crate's version): a provider loads when its major matches.

@@ -20,7 +20,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, RResult, RSlice, RStr, RString, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
 /// Error codes carried by [`RawError::kind`]. A plain integer rather than an enum so that codes
@@ -67,6 +67,15 @@ pub struct ProviderModule {
     /// Builds a provider from a JSON-encoded `ProviderInit`.
     #[sabi(last_prefix_field)]
     pub new_provider: extern "C" fn(init: RSlice<'_, u8>) -> RawResult<RawProviderBox>,
+    /// ABI 1.3: `new_provider` that first hands the library the host's log sink, so that even
+    /// what the provider logs while it is built reaches the host's log. A module field rather
+    /// than a provider method because the sink must be in place before the provider exists.
+    /// The host calls it when the library has it; a library before 1.3 lacks it (the accessor
+    /// answers `None`), so the host calls `new_provider` and that provider's logs stay unseen,
+    /// as they always were. A host before 1.3 calls `new_provider` too.
+    #[sabi(missing_field(option))]
+    pub new_provider_with_log:
+        extern "C" fn(init: RSlice<'_, u8>, log: LogSinkBox) -> RawResult<RawProviderBox>,
 }
 
 impl RootModule for ProviderModuleRef {
@@ -88,6 +97,8 @@ pub type ByteSinkBox = ByteSink_TO<'static, RBox<()>>;
 pub type ByteSourceBox = ByteSource_TO<'static, RBox<()>>;
 /// A host-owned source of terminal resize events.
 pub type ResizeSourceBox = ResizeSource_TO<'static, RBox<()>>;
+/// The host's log, for the provider's log records (ABI 1.3).
+pub type LogSinkBox = LogSink_TO<'static, RBox<()>>;
 
 /// The provider's methods. Every call may block; the host calls them from blocking threads.
 #[sabi_trait]
@@ -211,4 +222,41 @@ pub trait ResizeSource: Send + Sync {
     /// Blocks until the terminal is resized; `None` once the session ends.
     #[sabi(last_prefix_field)]
     fn next(&self) -> abi_stable::std_types::ROption<TerminalSize>;
+}
+
+/// Log levels as they cross the boundary: `log::Level`'s numbering, from the most severe. A
+/// plain integer like the error codes; a level a side does not know reads as the most verbose.
+pub const LOG_ERROR: u32 = 1;
+pub const LOG_WARN: u32 = 2;
+pub const LOG_INFO: u32 = 3;
+pub const LOG_DEBUG: u32 = 4;
+pub const LOG_TRACE: u32 = 5;
+/// Only as a maximum level: nothing is wanted.
+pub const LOG_OFF: u32 = 0;
+
+/// One record of a provider's log.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct RawLogRecord<'a> {
+    /// One of the `LOG_*` levels.
+    pub level: u32,
+    /// Where the record comes from, by default the module path (`vk_hyper::backend`).
+    pub target: RStr<'a>,
+    pub message: RStr<'a>,
+    pub module_path: ROption<RStr<'a>>,
+    pub file: ROption<RStr<'a>>,
+    pub line: ROption<u32>,
+}
+
+/// The host's log, which a provider's records join under their own targets (ABI 1.3).
+#[sabi_trait]
+pub trait LogSink: Send + Sync {
+    /// The most verbose `LOG_*` level the host may want for any target: the provider drops
+    /// records above it before formatting them.
+    fn max_level(&self) -> u32;
+    /// Whether the host wants records of this level and target.
+    fn enabled(&self, level: u32, target: RStr<'_>) -> bool;
+    /// Writes the record, if the host's filter lets it through.
+    #[sabi(last_prefix_field)]
+    fn log(&self, record: RawLogRecord<'_>);
 }

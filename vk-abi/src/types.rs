@@ -136,9 +136,8 @@ pub struct PodEvent {
     /// The pod's UID: an event about a predecessor of the same name is dropped.
     #[serde(default)]
     pub uid: Option<String>,
-    /// `Normal` or `Warning`.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: EventType,
     /// UpperCamelCase, as `Pulled` or `BackOff`.
     pub reason: String,
     pub message: String,
@@ -146,3 +145,24 @@ pub struct PodEvent {
     #[serde(default)]
     pub field_path: Option<String>,
 }
+
+/// A Kubernetes event's type; crosses as `"Normal"` or `"Warning"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    #[default]
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    /// As Kubernetes writes it in an event's `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,8 @@ use std::{net::IpAddr, path::PathBuf, sync::LazyLock, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::logging::LogFormat;
+
 /// `vk --version`: vk's own version and the provider ABI it speaks.
 pub static VERSION: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -35,6 +37,25 @@ pub struct Cli {
 pub enum Command {
     /// Lists the providers in the plugin directory, with their versions and ABI compatibility.
     Providers,
+    /// Writes vk's man page or a shell's completions to stdout, made from these flags so that
+    /// packages never drift from `vk --help`.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generated,
+    },
+}
+
+/// What `vk generate` writes.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Generated {
+    /// The man page vk(1), in roff.
+    Man,
+    /// The completion script of a shell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +140,9 @@ pub struct RunArgs {
     /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, refines it.
     #[arg(long, env = "VK_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,
+    /// Log format: text, or json (one object per line: time, level, target, message, node, pod).
+    #[arg(long, env = "VK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,20 +23,7 @@ const BACKLOG: usize = 1024;
 /// What vk reports as the event's source component.
 const COMPONENT: &str = "vk";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-impl EventType {
-    fn as_str(self) -> &'static str {
-        match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        }
-    }
-}
+pub use vk_abi::EventType;
 
 /// Records events for one node; cheap to clone.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ pub mod cli;
 mod client;
 mod events;
 pub mod kubelet;
+pub mod logging;
 mod metrics;
 mod node;
 mod objects;

@@ -3,18 +3,26 @@
 use std::{path::Path, process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use vk::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, Generated},
+    logging::{self, LogFormat},
     provider,
 };
 use vk_abi::error_chain;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.run.log_level);
+    let log_format = cli.run.log_format;
+    logging::init(
+        &cli.run.log_level,
+        log_format,
+        &cli.run.provider,
+        &cli.run.nodename,
+    );
     let result = match cli.command {
         Some(Command::Providers) => list_providers(&cli.plugin_dir),
+        Some(Command::Generate { what }) => generate(what),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -29,27 +37,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("vk: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("vk: {error:#}"),
+                // A log shipper reads every line as JSON.
+                LogFormat::Json => log::error!("{error:#}"),
+            }
             ExitCode::FAILURE
         }
     }
-}
-
-/// `--log-level` sets the default; `RUST_LOG` refines it per module.
-fn init_logging(level: &str) {
-    let mut builder = env_logger::Builder::new();
-    builder.parse_filters(&format!("warn,vk={level},vk_mock={level}"));
-    if let Ok(filters) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&filters);
-    }
-    builder.format_timestamp_millis().init();
 }
 
 /// `vk providers`: one line per library in the plugin directory.
 fn list_providers(dir: &Path) -> anyhow::Result<()> {
     let names = provider::provider_files(dir)?;
     if names.is_empty() {
-        anyhow::bail!("no provider libraries (libvk_NAME.so) in {}", dir.display());
+        anyhow::bail!(
+            "{} holds no provider (no libvk_NAME.so in it): install a provider package such as \
+             vk-provider-mock, or point --plugin-dir at a directory that has one",
+            dir.display()
+        );
     }
     println!(
         "{:<12} {:<10} {:<8} {:<10} FILE",
@@ -86,6 +92,21 @@ fn list_providers(dir: &Path) -> anyhow::Result<()> {
                 path.display(),
                 error_chain(&error),
             ),
+        }
+    }
+    Ok(())
+}
+
+/// `vk generate`: the man page or a completion script, on stdout.
+fn generate(what: Generated) -> anyhow::Result<()> {
+    let mut command = Cli::command();
+    let mut stdout = std::io::stdout().lock();
+    match what {
+        Generated::Man => clap_mangen::Man::new(command)
+            .render(&mut stdout)
+            .context("cannot write the man page")?,
+        Generated::Completions { shell } => {
+            clap_complete::generate(shell, &mut command, "vk", &mut stdout)
         }
     }
     Ok(())

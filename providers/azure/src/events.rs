@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use vk_abi::{PodEvent, k8s_openapi::jiff::Timestamp};
+use vk_abi::{EventType, PodEvent, k8s_openapi::jiff::Timestamp};
 
 use crate::{
     group::{TAG_NAMESPACE, TAG_POD, TAG_UID},
@@ -106,7 +106,11 @@ pub fn news(group: &ContainerGroup, seen: &Seen, since: Timestamp) -> (Vec<PodEv
                 namespace: namespace.clone(),
                 name: name.clone(),
                 uid: tag(TAG_UID),
-                type_: if warning { "Warning" } else { "Normal" }.into(),
+                type_: if warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
                 reason: reason.clone(),
                 message: event.message.clone().unwrap_or_default(),
                 field_path: subject.field_path(),

@@ -18,7 +18,7 @@ use bollard::{
 use futures::StreamExt as _;
 use parking_lot::{Mutex, RwLock};
 use vk_abi::{
-    PodEvent, PodNotifier, ResolvedPod, VolumeFile,
+    EventType, PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
         Container, ContainerStateTerminated, ContainerStateWaiting, Pod, PodSpec,
     },
@@ -35,9 +35,9 @@ use crate::{
     status::{self, Memory},
 };
 
-/// Kubernetes event types.
-const NORMAL: &str = "Normal";
-const WARNING: &str = "Warning";
+/// Kubernetes event types, short for the many calls below.
+const NORMAL: EventType = EventType::Normal;
+const WARNING: EventType = EventType::Warning;
 
 /// The least time a container is given to stop, as the kubelet gives it.
 const MIN_STOP_SECONDS: i32 = 2;
@@ -606,7 +606,7 @@ impl Backend {
         identity: &PodIdentity,
         role: Role,
         name: &str,
-        kind: &str,
+        kind: EventType,
         reason: &str,
         message: String,
     ) {
@@ -622,7 +622,7 @@ impl Backend {
             namespace: identity.namespace.clone(),
             name: identity.name.clone(),
             uid: Some(identity.uid.clone()),
-            type_: kind.to_string(),
+            type_: kind,
             reason: reason.to_string(),
             message,
             field_path,

@@ -40,6 +40,9 @@ pub enum ConfigError {
     Capacity { resource: String, value: String },
     #[error("Hyper.sh credentials need both an access key and a secret key")]
     HalfCredentials,
+    /// The value itself is never shown: it may be the secret key.
+    #[error("{setting} may hold only printable ASCII characters (no spaces at either end)")]
+    UnsignableCredential { setting: &'static str },
 }
 
 /// The file as written; every field is optional.
@@ -242,16 +245,35 @@ fn is_positive_quantity(value: &str) -> bool {
 fn credentials(file: HyperFile, env: &dyn Environment) -> Result<Option<Credentials>, ConfigError> {
     let access_key = file.access_key.or_else(|| env.var("HYPERSH_ACCESS_KEY"));
     let secret_key = file.secret_key.or_else(|| env.var("HYPERSH_SECRET_KEY"));
-    match (access_key, secret_key) {
-        (None, None) => Ok(None),
-        (Some(access_key), Some(secret_key)) => Ok(Some(Credentials {
-            access_key,
-            secret_key,
-            region: file
-                .region
-                .or_else(|| env.var("HYPERSH_REGION"))
-                .unwrap_or_else(|| DEFAULT_HYPER_REGION.to_string()),
-        })),
-        _ => Err(ConfigError::HalfCredentials),
+    let (access_key, secret_key) = match (access_key, secret_key) {
+        (None, None) => return Ok(None),
+        (Some(access_key), Some(secret_key)) => (access_key, secret_key),
+        _ => return Err(ConfigError::HalfCredentials),
+    };
+    let region = file
+        .region
+        .or_else(|| env.var("HYPERSH_REGION"))
+        .unwrap_or_else(|| DEFAULT_HYPER_REGION.to_string());
+    for (setting, value) in [
+        ("hyper.access_key (HYPERSH_ACCESS_KEY)", &access_key),
+        ("hyper.secret_key (HYPERSH_SECRET_KEY)", &secret_key),
+        ("hyper.region (HYPERSH_REGION)", &region),
+    ] {
+        if !is_signable(value) {
+            return Err(ConfigError::UnsignableCredential { setting });
+        }
     }
+    Ok(Some(Credentials {
+        access_key,
+        secret_key,
+        region,
+    }))
+}
+
+/// Whether `value` can go into a signed request: the access key and region are written into
+/// the `Authorization` header, which holds only visible ASCII, and a control character or a
+/// space at either end of any key is a copy-and-paste slip (a trailing newline from a file)
+/// that would only show later as refused signatures.
+fn is_signable(value: &str) -> bool {
+    !value.is_empty() && value.trim() == value && value.bytes().all(|b| (b' '..=b'~').contains(&b))
 }

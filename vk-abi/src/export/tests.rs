@@ -25,3 +25,9 @@ fn absent_values_cross_as_empty_json() {
     assert!(encode_option::<u8>(None).unwrap().is_empty());
     assert_eq!(encode_option(Some(1)).unwrap().as_slice(), b"1");
 }
+
+#[test]
+fn a_providers_crate_is_the_first_segment_of_its_type_path() {
+    assert_eq!(crate_of::<ProviderError>(), "vk_abi");
+    assert_eq!(crate_of::<Vec<ProviderError>>(), "alloc");
+}

@@ -56,3 +56,37 @@ fn durations_and_names() {
     assert!(parse_node_name("-vk").is_err());
     assert!(parse_node_name(&"a".repeat(64)).is_err());
 }
+
+#[test]
+fn log_format_is_text_unless_json_is_asked() {
+    assert_eq!(parse(&[]).unwrap().run.log_format, LogFormat::Text);
+    let cli = parse(&["--log-format", "json"]).unwrap();
+    assert_eq!(cli.run.log_format, LogFormat::Json);
+    assert!(parse(&["--log-format", "yaml"]).is_err());
+}
+
+#[test]
+fn generate_is_hidden_and_takes_a_shell() {
+    let cli = parse(&["generate", "completions", "fish"]).unwrap();
+    assert!(matches!(
+        cli.command,
+        Some(Command::Generate {
+            what: Generated::Completions {
+                shell: clap_complete::Shell::Fish
+            }
+        })
+    ));
+    assert!(matches!(
+        parse(&["generate", "man"]).unwrap().command,
+        Some(Command::Generate {
+            what: Generated::Man
+        })
+    ));
+    assert!(parse(&["generate", "completions", "cmd.exe"]).is_err());
+    // A tool for packagers, not for users: `vk --help` and the man page leave it out.
+    let help = <Cli as clap::CommandFactory>::command()
+        .render_help()
+        .to_string();
+    assert!(!help.contains("generate"), "{help}");
+    assert!(help.contains("providers"), "{help}");
+}

@@ -123,3 +123,26 @@ fn bad_configs_say_what_is_wrong() {
         assert!(error.contains(expected), "{text:?}: {error}");
     }
 }
+
+#[test]
+fn credentials_that_cannot_be_signed_are_refused_without_showing_them() {
+    let cases = [
+        ("HYPERSH_ACCESS_KEY", "AK\u{7}", "hyper.access_key"),
+        ("HYPERSH_ACCESS_KEY", "AK\n", "hyper.access_key"),
+        ("HYPERSH_ACCESS_KEY", "", "hyper.access_key"),
+        ("HYPERSH_SECRET_KEY", "s3cr\u{1b}t", "hyper.secret_key"),
+        ("HYPERSH_SECRET_KEY", " s3cret", "hyper.secret_key"),
+        ("HYPERSH_REGION", "eu-\u{e9}", "hyper.region"),
+    ];
+    for (name, value, setting) in cases {
+        let mut vars = HashMap::from([
+            ("HYPERSH_ACCESS_KEY", "AK"),
+            ("HYPERSH_SECRET_KEY", "s3cret"),
+        ]);
+        vars.insert(name, value);
+        let error = Config::parse("", &Vars(vars)).unwrap_err().to_string();
+        assert!(error.starts_with(setting), "{name}={value:?}: {error}");
+        assert!(!error.contains('\n'), "{error:?}");
+        assert!(!error.contains("s3cr"), "{error:?} shows the secret");
+    }
+}

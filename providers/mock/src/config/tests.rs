@@ -50,3 +50,18 @@ fn quantities() {
         assert!(!is_quantity(bad), "{bad}");
     }
 }
+
+/// The example that vk-provider-mock ships in /usr/share/doc must stay a valid configuration.
+#[test]
+fn shipped_example_parses() {
+    let config = NodeConfig::parse(include_str!("../../example.json"), "virtual-kubelet")
+        .expect("example.json is a valid mock configuration");
+    assert_eq!(
+        config.provider_id.as_deref(),
+        Some("mock://virtual-kubelet")
+    );
+    assert_eq!(
+        config.others.get("nvidia.com/gpu").map(String::as_str),
+        Some("2")
+    );
+}

@@ -1,4 +1,6 @@
-use k8s_openapi::api::core::v1::{ContainerStateRunning, ContainerStateTerminated, PodSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, PodSpec,
+};
 use vk_abi::ResolvedPod;
 
 use super::*;
@@ -121,30 +123,4 @@ fn the_active_deadline_counts_from_the_start_time() {
     );
     pod.spec.as_mut().unwrap().active_deadline_seconds = None;
     assert_eq!(active_deadline(&pod), None);
-}
-
-#[test]
-fn a_pod_past_its_deadline_fails_with_its_containers_stopped() {
-    let status = PodStatus {
-        phase: Some("Running".into()),
-        container_statuses: Some(vec![state(true), state(false)]),
-        conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]),
-        ..PodStatus::default()
-    };
-    let failed = deadline_exceeded(status);
-    assert_eq!(failed.phase.as_deref(), Some("Failed"));
-    assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
-    let containers = failed.container_statuses.unwrap();
-    let killed = containers[0].state.as_ref().unwrap().terminated.as_ref();
-    assert_eq!(killed.map(|t| t.exit_code), Some(137));
-    assert_eq!(
-        containers[1].state.as_ref().unwrap().terminated,
-        Some(ContainerStateTerminated::default()),
-        "an exit already there is kept"
-    );
-    assert_eq!(failed.conditions.unwrap()[0].status, "False");
 }

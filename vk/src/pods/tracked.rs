@@ -1,0 +1,69 @@
+//! What vk knows of the pods it handed to the provider: one record per pod, behind a lock
+//! that only this module takes, so no caller can hold it across an await or a provider call.
+
+use std::{collections::HashMap, sync::Arc};
+
+use k8s_openapi::api::core::v1::Pod;
+use parking_lot::Mutex;
+
+use crate::status::PodKey;
+
+/// What vk knows of a pod it has handed to the provider.
+#[derive(Debug, Clone)]
+pub(super) struct Tracked {
+    pub(super) uid: String,
+    /// Fingerprint of what the provider was given; `None` for pods adopted at start-up.
+    pub(super) fingerprint: Option<u64>,
+    /// The provider was told to delete the pod.
+    pub(super) deleting: bool,
+    /// Environment that uses the pod IP is resolved again once the provider reports one.
+    pub(super) waits_for_pod_ip: bool,
+    /// The pod as last seen, for deleting it from the provider after the API forgot it.
+    pub(super) last_seen: Arc<Pod>,
+    /// Status reports received from the provider: a status read from the provider is written
+    /// only if no report came while it was being read, since a report is at least as new.
+    pub(super) reports: u64,
+    /// The resync round in which the provider's status of the pod was last compared with the
+    /// API's (0: never, as for a pod adopted at start-up).
+    pub(super) status_round: u64,
+}
+
+/// The tracked pods by key.
+#[derive(Debug, Default)]
+pub(super) struct TrackedPods {
+    pods: Mutex<HashMap<PodKey, Tracked>>,
+}
+
+impl TrackedPods {
+    pub(super) fn get(&self, key: &PodKey) -> Option<Tracked> {
+        self.pods.lock().get(key).cloned()
+    }
+
+    pub(super) fn keys(&self) -> Vec<PodKey> {
+        self.pods.lock().keys().cloned().collect()
+    }
+
+    /// Records what vk knows of the pod; the count of the provider's reports goes on for the
+    /// same pod.
+    pub(super) fn insert(&self, key: &PodKey, mut tracked: Tracked) {
+        let mut pods = self.pods.lock();
+        if let Some(previous) = pods.get(key).filter(|p| p.uid == tracked.uid) {
+            tracked.reports = previous.reports;
+        }
+        pods.insert(key.clone(), tracked);
+    }
+
+    pub(super) fn remove(&self, key: &PodKey) -> Option<Tracked> {
+        self.pods.lock().remove(key)
+    }
+
+    /// Changes the record of `key`, if there is one, under the lock: what `change` does is
+    /// ordered with every other change of the map.
+    pub(super) fn update<R>(
+        &self,
+        key: &PodKey,
+        change: impl FnOnce(&mut Tracked) -> R,
+    ) -> Option<R> {
+        self.pods.lock().get_mut(key).map(change)
+    }
+}
