@@ -5,6 +5,7 @@
 //! targets (`spdy`); everything else stays private, so that the compiler reports dead code.
 
 mod auth;
+mod backoff;
 pub mod cli;
 mod client;
 mod events;

@@ -1,6 +1,7 @@
 //! The node controller: registers the Node (or adopts an existing one), renews its Lease every
 //! 10 s and its status at least every minute, and registers it again when someone deletes it.
-//! While the provider's ping fails it stops both, so the cluster marks the node NotReady.
+//! When the provider's ping fails it marks the node NotReady and stops both until the ping
+//! answers again.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -28,6 +29,7 @@ use kube::{
 use tokio::sync::{Notify, watch};
 
 use crate::{
+    backoff::WatchBackoff,
     events::{EventType, Recorder},
     metrics::{METRICS, OutcomeLabels},
     provider::Provider,
@@ -221,6 +223,20 @@ fn ready_condition(provider_ready: Option<&NodeCondition>, pods_synced: bool) ->
     }
 }
 
+/// `conditions` with the Ready condition replaced by a False one saying `message`.
+fn not_ready(mut conditions: Vec<NodeCondition>, message: String) -> Vec<NodeCondition> {
+    let broken = NodeCondition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        reason: Some("KubeletNotReady".into()),
+        message: Some(message),
+        ..NodeCondition::default()
+    };
+    conditions.retain(|c| c.type_ != "Ready");
+    conditions.insert(0, ready_condition(Some(&broken), true));
+    conditions
+}
+
 /// Stamps heartbeat times on `conditions`, keeping each transition time while its status holds.
 fn stamp_conditions(conditions: &mut [NodeCondition], previous: &[NodeCondition], now: Timestamp) {
     for condition in conditions {
@@ -403,6 +419,23 @@ impl NodeController {
             .await
     }
 
+    /// Writes the current conditions with Ready turned False for `message`.
+    async fn report_not_ready(&self, current: &Node, message: String) -> Result<Node, kube::Error> {
+        let conditions = current
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let desired = Node {
+            status: Some(NodeStatus {
+                conditions: Some(not_ready(conditions, message)),
+                ..NodeStatus::default()
+            }),
+            ..Node::default()
+        };
+        self.patch_status(current, desired).await
+    }
+
     async fn update_status(&self, current: &Node) -> Result<Node, kube::Error> {
         match self.desired().await {
             Ok(desired) => self.patch_status(current, desired).await,
@@ -476,7 +509,7 @@ impl NodeController {
             self.nodes.clone(),
             watcher::Config::default().fields(&selector),
         )
-        .default_backoff();
+        .backoff(WatchBackoff::default());
         let changed = self.changed.clone();
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
@@ -523,11 +556,15 @@ impl NodeController {
                         log::warn!(
                             "the provider's ping fails, stopping heartbeats until it answers: {error}"
                         );
-                        self.recorder.node(
-                            EventType::Warning,
-                            "NodeNotReady",
-                            &format!("provider ping failed: {error}"),
-                        );
+                        let message = format!("provider ping failed: {error}");
+                        self.recorder
+                            .node(EventType::Warning, "NodeNotReady", &message);
+                        // Said at once, as a kubelet whose runtime is down does: the lease
+                        // alone takes the node controller's grace period (50 s) to show.
+                        match self.report_not_ready(&node, message).await {
+                            Ok(updated) => node = updated,
+                            Err(error) => log::warn!("cannot mark the node NotReady: {error}"),
+                        }
                     }
                     healthy = false;
                     continue;

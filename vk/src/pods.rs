@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use vk_abi::{ProviderError, error_chain};
 
 use crate::{
+    backoff::WatchBackoff,
     events::Recorder,
     metrics::METRICS,
     objects::ApiObjects,
@@ -122,7 +123,7 @@ impl PodController {
         let api = inner.pods.clone();
         let selector = format!("spec.nodeName={}", inner.settings.node_name);
         let events = watcher(api, watcher::Config::default().fields(&selector))
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .modify(|pod| pod.metadata.managed_fields = None)
             .reflect(writer);
         let watching = tokio::spawn({

@@ -30,6 +30,7 @@ use crate::{
     engine::Engine,
     images::{self, ImageError, Pull},
     inventory::{self, Listed, PodView},
+    pod_locks::PodLocks,
     resize,
     spec::{self, ContainerPlan, PodIdentity, PodPlan, Resources, Role, SpecError},
     status::{self, Memory},
@@ -78,6 +79,8 @@ pub struct Backend {
     /// By pod UID; a pod with nothing to keep has no entry.
     pods: Mutex<HashMap<String, PodState>>,
     notifier: RwLock<Option<PodNotifier>>,
+    /// Creates and deletes of one pod run one after the other (see `pod_locks`).
+    pod_locks: PodLocks,
 }
 
 /// What the backend keeps of one pod between calls, beyond what the engine records.
@@ -105,6 +108,7 @@ impl Backend {
             host_ip,
             pods: Mutex::default(),
             notifier: RwLock::default(),
+            pod_locks: PodLocks::default(),
         }
     }
 
@@ -257,6 +261,7 @@ impl Backend {
     pub async fn create(self: &Arc<Self>, resolved: ResolvedPod) -> Result<(), PodError> {
         let plan = self.plan(&resolved)?;
         let identity = plan.identity.clone();
+        let _pod_lock = self.pod_locks.lock(&identity.uid).await;
         self.engine
             .negotiate()
             .await
@@ -855,6 +860,7 @@ impl Backend {
     /// Stops the pod's containers within `grace` seconds and removes them, in the background.
     pub async fn delete(self: &Arc<Self>, pod: &Pod, grace: i64) -> Result<(), PodError> {
         let identity = PodIdentity::of(pod)?;
+        let pod_lock = self.pod_locks.lock(&identity.uid).await;
         let listed = self.containers_of(&identity).await?;
         if listed.is_empty() {
             self.update_state(&identity.uid, |pod| pod.memory = Memory::default());
@@ -863,6 +869,8 @@ impl Backend {
         self.update_state(&identity.uid, |pod| pod.deleting = true);
         let this = self.clone();
         tokio::spawn(async move {
+            // Held until the pod's objects are gone.
+            let _pod_lock = pod_lock;
             let deadline = Instant::now() + Duration::from_secs(grace.max(0).unsigned_abs());
             let stop = |c: Listed| {
                 let message = format!("Stopping container {}", c.name);

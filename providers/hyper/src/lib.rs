@@ -14,6 +14,7 @@ mod engine;
 mod events;
 mod images;
 mod inventory;
+mod pod_locks;
 mod resize;
 mod signing;
 mod spec;

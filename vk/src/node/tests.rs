@@ -115,6 +115,30 @@ fn ready_needs_provider_and_synced_pods() {
 }
 
 #[test]
+fn a_failed_ping_turns_only_ready_false() {
+    let conditions = vec![
+        NodeCondition {
+            type_: "MemoryPressure".into(),
+            status: "False".into(),
+            ..NodeCondition::default()
+        },
+        ready_condition(None, true),
+    ];
+    let conditions = not_ready(conditions, "provider ping failed: refused".into());
+    let summary: Vec<(&str, &str, Option<&str>)> = conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str(), c.message.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Ready", "False", Some("provider ping failed: refused")),
+            ("MemoryPressure", "False", None),
+        ]
+    );
+}
+
+#[test]
 fn transition_times_survive_unchanged_statuses() {
     let then = Timestamp::from_second(1_000_000).unwrap();
     let now = Timestamp::from_second(2_000_000).unwrap();
