@@ -189,11 +189,22 @@ impl Backend {
     }
 
     /// Every pod of this node, from the labels of its containers.
-    pub async fn list(&self) -> Result<Vec<Pod>, PodError> {
+    pub async fn list(self: &Arc<Self>) -> Result<Vec<Pod>, PodError> {
         let listed = inventory::list(&self.engine, &self.node_name, None)
             .await
             .map_err(engine_error("cannot list containers"))?;
-        Ok(inventory::by_pod(listed)
+        let pods = inventory::by_pod(listed);
+        // What is listed here, vk adopts: a start cut short resumes now, even when the engine
+        // made its last container only after this process first looked (`resync`).
+        let idle = |containers: &&Vec<Listed>| {
+            containers.iter().any(|c| c.role == Role::App && !c.running)
+        };
+        for containers in pods.values().filter(idle) {
+            if let Ok(Some(view)) = inventory::view_of(&self.engine, containers.clone()).await {
+                self.resume(view).await;
+            }
+        }
+        Ok(pods
             .into_values()
             .map(|mut containers| {
                 containers.sort_by_key(|c| c.index);
@@ -275,8 +286,11 @@ impl Backend {
         .await
         .map_err(engine_error("cannot inspect the pod's containers"))?;
         match existing {
-            // Created before (a retried call that timed out): its start goes on.
+            // Created before: by this process (a retried call that timed out), whose start
+            // goes on; or by a vk that died before starting it all, and whose last container
+            // the engine made only after this process looked at start-up: that start resumes.
             Some(view) if view.identity.uid == identity.uid && view.covers(&plan) => {
+                self.resume(view).await;
                 return Ok(());
             }
             // A predecessor of the same name is still being removed, or vk stopped while it
