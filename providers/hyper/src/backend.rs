@@ -855,12 +855,28 @@ impl Backend {
             let Some(existing) = view.container(&container.name) else {
                 continue;
             };
-            let resources = Resources::of(container.resources.as_ref()).map_err(|problem| {
-                SpecError::Container {
-                    container: container.name.clone(),
-                    problem,
-                }
-            })?;
+            let problem = |problem: String| SpecError::Container {
+                container: container.name.clone(),
+                problem,
+            };
+            let resources = Resources::of(container.resources.as_ref()).map_err(problem)?;
+            let current = self
+                .memory(&identity.uid)
+                .resized
+                .get(&container.name)
+                .cloned()
+                .unwrap_or_else(|| resize::reported(existing.inspect.host_config.as_ref()));
+            let before = Resources::of(Some(&current)).map_err(problem)?;
+            if let Some(resource) = restart_asked(container, &before, &resources) {
+                // The engine restarts a container with the resources it was created with: a
+                // restart cannot apply them, so such a resize is refused rather than done in
+                // place against the pod's policy.
+                return Err(problem(format!(
+                    "resizePolicy asks to restart the container for its {resource}, which the \
+                     hyper provider cannot do: it resizes only in place (NotRequired)"
+                ))
+                .into());
+            }
             resize::apply(&self.engine, &existing.id, &resources).await?;
             let applied = container.resources.clone().unwrap_or_default();
             self.remember(&identity.uid, |memory| {
@@ -1023,6 +1039,26 @@ impl Backend {
     }
 }
 
+/// The resource (`cpu` or `memory`) whose change `container`'s `resizePolicy` says needs a
+/// restart, if the change from `before` to `after` has one.
+fn restart_asked(container: &Container, before: &Resources, after: &Resources) -> Option<String> {
+    let changed = |resource: &str| match resource {
+        "cpu" => before.nano_cpus != after.nano_cpus || before.cpu_shares != after.cpu_shares,
+        "memory" => {
+            before.memory != after.memory || before.memory_reservation != after.memory_reservation
+        }
+        _ => false,
+    };
+    container
+        .resize_policy
+        .iter()
+        .flatten()
+        .find(|policy| {
+            policy.restart_policy == "RestartContainer" && changed(&policy.resource_name)
+        })
+        .map(|policy| policy.resource_name.clone())
+}
+
 /// Whether the pod's main containers have exited for good: its restart policy restarts none
 /// of them again.
 fn mains_done(view: &PodView) -> bool {
@@ -1075,3 +1111,6 @@ fn tar_of(files: &std::collections::BTreeMap<String, VolumeFile>) -> std::io::Re
     }
     builder.into_inner()
 }
+
+#[cfg(test)]
+mod tests;
