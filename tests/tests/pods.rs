@@ -426,3 +426,57 @@ fn a_pod_past_its_active_deadline_fails_and_stops() {
     );
     assert_eq!(event["message"], status["message"]);
 }
+
+#[test]
+fn a_resize_reaches_the_mock_and_shows_in_the_status() {
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace("resize");
+    let vk = cluster.vk().start_ready(READY);
+    let resources = |cpu: &str, memory: &str| json!({ "requests": { "cpu": cpu, "memory": memory }, "limits": { "cpu": cpu, "memory": memory } });
+    cluster.apply(&fixtures::pod(
+        namespace.name(),
+        "elastic",
+        vk.node_name(),
+        json!({ "containers": [{ "name": "c", "image": "busybox", "resources": resources("100m", "64Mi") }] }),
+    ));
+    wait_for("pod elastic Running", READY, || {
+        fixtures::running(&get_pod(cluster, &namespace, "elastic"))
+    });
+    let patch = json!({ "spec": { "containers": [{ "name": "c", "resources": resources("250m", "96Mi") }] } });
+    cluster.kubectl_ok([
+        "patch",
+        "pod",
+        "elastic",
+        "-n",
+        namespace.name(),
+        "--subresource",
+        "resize",
+        "--patch",
+        &patch.to_string(),
+    ]);
+    let pod = wait_for_ok("the resize in the status", READY, || {
+        let pod = get_pod(cluster, &namespace, "elastic");
+        let status = &pod["status"];
+        let resized = status["containerStatuses"][0]["resources"]["limits"]["cpu"] == "250m"
+            && status["observedGeneration"] == pod["metadata"]["generation"];
+        if resized {
+            Ok(pod)
+        } else {
+            Err(describe_pods(std::slice::from_ref(&pod)))
+        }
+    });
+    let container = &pod["status"]["containerStatuses"][0];
+    assert_eq!(container["allocatedResources"]["cpu"], "250m", "{pod}");
+    assert_eq!(container["allocatedResources"]["memory"], "96Mi", "{pod}");
+    assert_eq!(container["restartCount"], 0, "{pod}");
+    let conditions = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .all(|c| !c["type"].as_str().unwrap_or("").starts_with("PodResize")),
+        "{pod}"
+    );
+}
