@@ -72,7 +72,7 @@ pub const RUN_LABEL: &str = "vk-test-run";
 
 /// cluster.sh settings taken from the environment, which must not leak into a fresh cluster
 /// (`VK_CLUSTER_DIR` would point it at someone's cluster directory, which `down` deletes).
-const CLUSTER_ENV: &[&str] = &[
+pub const CLUSTER_ENV: &[&str] = &[
     "VK_CLUSTER_NAME",
     "VK_CLUSTER_DIR",
     "VK_PORT_BASE",

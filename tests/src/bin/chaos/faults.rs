@@ -9,19 +9,10 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use vk_tests::{cluster::Cluster, paths};
-
-/// cluster.sh's settings that must not point it at another cluster (as the harness strips them).
-const CLUSTER_ENV: &[&str] = &[
-    "VK_CLUSTER_NAME",
-    "VK_CLUSTER_DIR",
-    "VK_PORT_BASE",
-    "VK_APISERVER_PORT",
-    "VK_ETCD_PORT",
-    "VK_ETCD_PEER_PORT",
-    "VK_CONTROLLER_MANAGER_PORT",
-    "VK_SCHEDULER_PORT",
-];
+use vk_tests::{
+    cluster::{CLUSTER_ENV, Cluster},
+    paths,
+};
 
 /// Sends `signal` (a `kill` name: STOP, CONT, TERM, KILL) to `pid`.
 pub fn signal(pid: u32, signal: &str) -> Result<()> {
