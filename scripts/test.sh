@@ -33,9 +33,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "provider libraries"
 target=${CARGO_TARGET_DIR:-target}/debug
-target/debug/vk providers --plugin-dir "$target" | tee /dev/stderr | grep -q '^mock ' \
+"$target/vk" providers --plugin-dir "$target" | tee /dev/stderr | grep -q '^mock ' \
   || fail "vk providers did not list the mock provider"
-if target/debug/vk providers --plugin-dir "$target" | awk 'NR > 1 && $4 != "yes"' | grep .; then
+if "$target/vk" providers --plugin-dir "$target" | awk 'NR > 1 && $4 != "yes"' | grep .; then
   fail "a provider library in $target is not loadable"
 fi
 

@@ -2,7 +2,7 @@
 //! pods and Deployments pinned to one test's vk node, and what `kubectl get pods` and
 //! `kubectl get events` show about them.
 
-use std::time::Duration;
+use std::{process::Output, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -52,6 +52,21 @@ pub fn pod(namespace: &str, name: &str, node: &str, extra: Value) -> Value {
         "metadata": { "name": name, "namespace": namespace },
         "spec": pod_spec(node, extra),
     })
+}
+
+/// `kubectl patch pod NAME --subresource resize` with `patch`.
+pub fn resize(cluster: &Cluster, namespace: &Namespace, name: &str, patch: &Value) -> Output {
+    cluster.kubectl([
+        "patch",
+        "pod",
+        name,
+        "-n",
+        namespace.name(),
+        "--subresource",
+        "resize",
+        "--patch",
+        &patch.to_string(),
+    ])
 }
 
 /// A Deployment `name` of `replicas` pods labelled `app=NAME` on `node`.

@@ -36,7 +36,8 @@ fn start(prefix: &str) -> (&'static Cluster, &'static Podman, Namespace, VkProce
     (cluster, podman, namespace, vk)
 }
 
-/// A pod whose init container sleeps a few seconds before its app container starts.
+/// A pod whose init container sleeps 10 s before its app container starts: time enough, on a
+/// loaded machine, to see it run and freeze the API server before the app container starts.
 fn apply_slow_starter(cluster: &Cluster, namespace: &Namespace, vk: &VkProcess, name: &str) {
     let container = |name: &str, script: &str| {
         json!({
@@ -48,7 +49,7 @@ fn apply_slow_starter(cluster: &Cluster, namespace: &Namespace, vk: &VkProcess, 
     };
     let spec = json!({
         "terminationGracePeriodSeconds": 1,
-        "initContainers": [container("wait", "sleep 4")],
+        "initContainers": [container("wait", "sleep 10")],
         "containers": [container("app", "exec sleep 100000")],
     });
     cluster.apply(&fixtures::pod(namespace.name(), name, vk.node_name(), spec));

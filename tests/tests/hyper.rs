@@ -799,20 +799,7 @@ fn a_resize_is_applied_to_the_running_container_without_a_restart() {
     let patch = json!({"spec": {"containers": [
         {"name": "c", "resources": resources("150m", "300m", "96Mi")}
     ]}});
-    let patched = kubectl(
-        cluster,
-        &[
-            "patch",
-            "pod",
-            "elastic",
-            "-n",
-            namespace.name(),
-            "--subresource",
-            "resize",
-            "--patch",
-            &patch.to_string(),
-        ],
-    );
+    let patched = fixtures::resize(cluster, &namespace, "elastic", &patch);
     assert!(patched.status.success(), "resize refused: {patched:?}");
 
     let after = wait_pod(cluster, &namespace, "elastic", "resized", |pod| {

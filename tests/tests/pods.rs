@@ -443,17 +443,8 @@ fn a_resize_reaches_the_mock_and_shows_in_the_status() {
         fixtures::running(&get_pod(cluster, &namespace, "elastic"))
     });
     let patch = json!({ "spec": { "containers": [{ "name": "c", "resources": resources("250m", "96Mi") }] } });
-    cluster.kubectl_ok([
-        "patch",
-        "pod",
-        "elastic",
-        "-n",
-        namespace.name(),
-        "--subresource",
-        "resize",
-        "--patch",
-        &patch.to_string(),
-    ]);
+    let patched = fixtures::resize(cluster, &namespace, "elastic", &patch);
+    assert!(patched.status.success(), "resize refused: {patched:?}");
     let pod = wait_for_ok("the resize in the status", READY, || {
         let pod = get_pod(cluster, &namespace, "elastic");
         let status = &pod["status"];

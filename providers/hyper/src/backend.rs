@@ -196,10 +196,11 @@ impl Backend {
         let pods = inventory::by_pod(listed);
         // What is listed here, vk adopts: a start cut short resumes now, even when the engine
         // made its last container only after this process first looked (`resync`).
-        let idle = |containers: &&Vec<Listed>| {
-            containers.iter().any(|c| c.role == Role::App && !c.running)
-        };
-        for containers in pods.values().filter(idle) {
+        // Only a pod with an app container never started is inspected: a crash-looping one
+        // is `container_exited`'s, and listing stays one engine call for the rest.
+        let unstarted =
+            |containers: &&Vec<Listed>| containers.iter().any(|c| c.role == Role::App && c.created);
+        for containers in pods.values().filter(unstarted) {
             if let Ok(Some(view)) = inventory::view_of(&self.engine, containers.clone()).await {
                 self.resume(view).await;
             }

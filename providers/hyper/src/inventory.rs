@@ -62,6 +62,8 @@ pub struct Listed {
     pub restart_policy: String,
     pub image: String,
     pub running: bool,
+    /// Created and never started.
+    pub created: bool,
 }
 
 impl Listed {
@@ -81,6 +83,7 @@ impl Listed {
             restart_policy: label(RESTART_POLICY_LABEL).unwrap_or_else(|| "Always".into()),
             image: summary.image.unwrap_or_default(),
             running: summary.state == Some(ContainerSummaryStateEnum::RUNNING),
+            created: summary.state == Some(ContainerSummaryStateEnum::CREATED),
         })
     }
 }
