@@ -213,11 +213,12 @@ impl Provider for HyperProvider {
                 .map_err(inspect_failed)?;
             let mut stats = Vec::new();
             for containers in inventory::by_pod(listed).into_values() {
-                if let Some(view) = inventory::view_of(&backend.engine, containers)
-                    .await
-                    .map_err(inspect_failed)?
-                {
-                    stats.push(stats::pod_stats(backend, &view).await);
+                match inventory::view_of(&backend.engine, containers).await {
+                    Ok(Some(view)) => stats.push(stats::pod_stats(backend, &view).await),
+                    Ok(None) => {}
+                    // A pod whose containers cannot be read now (Podman's passing `stopped`
+                    // state outlasting the retries) misses this scrape; the node's others do not.
+                    Err(error) => log::debug!("stats: skipping a pod for now: {error}"),
                 }
             }
             Ok(stats::summary(&backend.node_name, stats))
