@@ -376,6 +376,20 @@ async fn older_compatible_provider_loads_and_works() {
         .await;
     assert_eq!(refusal, Ok(None));
 
+    // The 1.4 calls: a provider that does not say what it does itself does none of it (vk runs
+    // the probes), and one that cannot restart a container says so (vk records it in an event).
+    let capabilities = provider
+        .call("capabilities", |client| client.capabilities())
+        .await;
+    assert_eq!(capabilities, Ok(vk_abi::Capabilities::default()));
+    let restart = provider
+        .call("restart_container", |client| {
+            client.restart_container(&Pod::default(), "app", 30)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(restart.kind, ErrorKind::Unsupported, "{restart}");
+
     // And the 1.0 calls still work afterwards.
     create(&provider, "c").await.expect("create c");
     assert_eq!(pod_names(&provider).await, ["a", "b", "c"]);

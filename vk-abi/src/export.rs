@@ -197,6 +197,20 @@ impl<P: Provider> RawProvider for Exported<P> {
             encode_option(refusal)
         })
     }
+    fn capabilities(&self) -> RawResult<Json> {
+        guarded(|| encode(&self.0.capabilities()))
+    }
+    fn restart_container(
+        &self,
+        pod: RSlice<'_, u8>,
+        container: RStr<'_>,
+        grace_period_seconds: i64,
+    ) -> RawResult<()> {
+        guarded(|| {
+            self.0
+                .restart_container(decode(pod)?, container.as_str(), grace_period_seconds)
+        })
+    }
 }
 
 #[cfg(test)]

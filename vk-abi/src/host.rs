@@ -22,7 +22,8 @@ use crate::{
     },
     stats::{PodStats, Summary},
     types::{
-        ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal, ResolvedPod,
+        Capabilities, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal,
+        ResolvedPod,
     },
 };
 
@@ -182,6 +183,29 @@ impl ProviderClient {
             Err(error) if error.kind == ErrorKind::Unsupported => Ok(None),
             answered => decode_option(answered?),
         }
+    }
+
+    /// What the provider does itself; a provider before ABI 1.4 does none of it.
+    pub fn capabilities(&self) -> Result<Capabilities> {
+        match answer(self.raw.capabilities()) {
+            Err(error) if error.kind == ErrorKind::Unsupported => Ok(Capabilities::default()),
+            answered => decode(answered?),
+        }
+    }
+
+    /// Kills one container to be restarted as its pod's policy says; a provider before ABI
+    /// 1.4 answers [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    pub fn restart_container(
+        &self,
+        pod: &Pod,
+        container: &str,
+        grace_period_seconds: i64,
+    ) -> Result<()> {
+        answer(self.raw.restart_container(
+            RSlice::from_slice(&encode(pod)?),
+            RStr::from_str(container),
+            grace_period_seconds,
+        ))
     }
 }
 

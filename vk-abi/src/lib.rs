@@ -30,8 +30,8 @@ pub use provider::{
     InputStream, NodeNotifier, OutputStream, PodNotifier, Provider, Resizes, Streams, TerminalSize,
 };
 pub use types::{
-    EventType, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal,
-    RegistryCredential, ResolvedPod, VolumeFile, VolumeFiles,
+    Capabilities, EventType, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit,
+    Refusal, RegistryCredential, ResolvedPod, VolumeFile, VolumeFiles,
 };
 
 /// The version of this ABI (this crate's version): a provider loads when its major matches.

@@ -16,7 +16,8 @@ use crate::{
     raw::{ByteSinkBox, ByteSourceBox, NodeNotifierBox, PodNotifierBox, ResizeSourceBox},
     stats::{PodStats, Summary},
     types::{
-        ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal, ResolvedPod,
+        Capabilities, ExecOptions, LogOptions, PodEvent, PortForwardOptions, ProviderInit, Refusal,
+        ResolvedPod,
     },
 };
 
@@ -128,6 +129,27 @@ pub trait Provider: Send + Sync + Sized + 'static {
     fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
         let _ = pod;
         Ok(None)
+    }
+
+    /// What the provider does itself, so that vk does not do it twice.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Kills `container` of the running `pod` within `grace_period_seconds` (its preStop hook
+    /// has run), as the kubelet does when a liveness or startup probe fails, then handles it
+    /// as any exit of that container: restarted as the restart policy says, with crash-loop
+    /// back-off, its `restartCount` counted and `lastState` kept.
+    fn restart_container(
+        &self,
+        pod: Pod,
+        container: &str,
+        grace_period_seconds: i64,
+    ) -> Result<()> {
+        let _ = (pod, container, grace_period_seconds);
+        Err(ProviderError::unsupported(
+            "restarting a container is not supported by this provider",
+        ))
     }
 }
 

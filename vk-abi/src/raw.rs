@@ -178,6 +178,26 @@ pub trait RawProvider: Send + Sync {
         let _ = pod;
         RResult::RErr(RawError::unsupported("checking a pod"))
     }
+
+    /// ABI 1.4: what the provider does itself (JSON `Capabilities`). A provider before 1.4
+    /// answers unsupported, which the host takes as `Capabilities::default()`.
+    fn capabilities(&self) -> RawResult<Json> {
+        RResult::RErr(RawError::unsupported("capabilities"))
+    }
+
+    /// ABI 1.4: kills one container of a running pod (JSON `Pod`) within
+    /// `grace_period_seconds`, as the kubelet does when a liveness or startup probe fails, and
+    /// handles it as any exit: restarted as the restart policy says, with crash-loop back-off.
+    /// A provider before 1.4 answers unsupported, and vk says so in an event on the pod.
+    fn restart_container(
+        &self,
+        pod: RSlice<'_, u8>,
+        container: RStr<'_>,
+        grace_period_seconds: i64,
+    ) -> RawResult<()> {
+        let _ = (pod, container, grace_period_seconds);
+        RResult::RErr(RawError::unsupported("restarting a container"))
+    }
 }
 
 /// The standard streams of an exec or attach session. Absent streams were not requested.

@@ -136,6 +136,27 @@ pub struct ExecOptions {
     pub command: Vec<String>,
     #[serde(default)]
     pub tty: bool,
+    /// ABI 1.4: an exec that has not ended after this many seconds is abandoned (the call
+    /// answers [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)), as a probe's
+    /// `timeoutSeconds` asks. Providers before 1.4 ignore it; vk stops waiting all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// What a provider does itself (ABI 1.4), so that vk does not do it twice. Unknown fields are
+/// ignored and missing ones are false, so both sides may add fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    /// The backend runs the pods' probes itself and reports `started` and `ready`; vk then
+    /// runs none and takes those from the status.
+    #[serde(default)]
+    pub runs_probes: bool,
+    /// The pod IPs the provider reports can be dialled from vk's host, so that vk's HTTP,
+    /// TCP and gRPC probes and hooks connect to them straight instead of through
+    /// `port_forward`.
+    #[serde(default)]
+    pub pod_ips_reachable: bool,
 }
 
 /// One port-forward connection.

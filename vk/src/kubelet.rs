@@ -109,7 +109,25 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         synced.clone(),
     );
     let (store, writer) = reflector::store();
+    let capabilities = match provider.call("capabilities", |p| p.capabilities()).await {
+        Ok(capabilities) => capabilities,
+        Err(error) => {
+            log::warn!("cannot ask the provider what it does itself ({error}); assuming nothing");
+            vk_abi::Capabilities::default()
+        }
+    };
+    log::info!(
+        "probes: {}",
+        if capabilities.runs_probes {
+            "run by the provider's backend"
+        } else if capabilities.pod_ips_reachable {
+            "run by vk, network probes dialling pod IPs"
+        } else {
+            "run by vk, network probes through the provider's port-forward"
+        }
+    );
     let pod_settings = PodSettings {
+        capabilities,
         node_name: args.nodename.clone(),
         workers: usize::from(args.pod_sync_workers),
         resync_period: args.full_resync_period,

@@ -40,6 +40,7 @@ use crate::{
     events::Recorder,
     metrics::METRICS,
     objects::ApiObjects,
+    prober::Prober,
     provider::Provider,
     queue::WorkQueue,
     resolve::NodeFacts,
@@ -56,6 +57,8 @@ const QUIET_RETRIES: Duration = Duration::from_secs(2);
 /// Settings of the pod controller.
 #[derive(Debug, Clone)]
 pub struct PodSettings {
+    /// What the provider does itself (probes, or none).
+    pub capabilities: vk_abi::Capabilities,
     pub node_name: String,
     pub workers: usize,
     pub resync_period: Duration,
@@ -80,6 +83,9 @@ struct Inner {
     recorder: Recorder,
     objects: ApiObjects,
     tracked: TrackedPods,
+    prober: Prober,
+    /// Pods whose probe results changed, taken by the task that writes their status again.
+    probe_changes: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<PodKey>>>,
     /// The current resync round, counted from 1: each pod's status is read from the provider
     /// once per round (see [`PodController::check_status`]).
     round: AtomicU64,
@@ -95,6 +101,11 @@ impl PodController {
     ) -> Self {
         let objects = ApiObjects::new(client.clone());
         let status = StatusWriter::new(client.clone(), store.clone());
+        let (prober, probe_changes) = Prober::new(
+            provider.clone(),
+            settings.capabilities.clone(),
+            recorder.clone(),
+        );
         PodController {
             inner: Arc::new(Inner {
                 settings,
@@ -106,6 +117,8 @@ impl PodController {
                 recorder,
                 objects,
                 tracked: TrackedPods::default(),
+                prober,
+                probe_changes: parking_lot::Mutex::new(Some(probe_changes)),
                 round: AtomicU64::new(1),
             }),
         }
@@ -166,10 +179,15 @@ impl PodController {
             .map(|_| tokio::spawn(self.clone().work()))
             .collect();
         let resync = tokio::spawn(self.clone().resync());
+        let probe_changes = inner.probe_changes.lock().take();
+        let rewrites = probe_changes.map(|changes| tokio::spawn(self.clone().rewrite(changes)));
         shutdown.await;
         inner.queue.close();
         inner.status.close();
         resync.abort();
+        if let Some(rewrites) = rewrites {
+            rewrites.abort();
+        }
         watching.abort();
         futures::future::join_all(workers).await;
         let _ = status_writer.await;

@@ -10,7 +10,7 @@
 //! `websocket` serves the WebSocket variants, `command` and `forward` hold what exec, attach
 //! and port-forward do whichever carries them, and `bridge` moves the bytes.
 
-mod bridge;
+pub(crate) mod bridge;
 mod command;
 mod forward;
 mod handshake;
@@ -67,6 +67,7 @@ pub fn remote_command(
         container: container.to_string(),
         command: options.command.clone(),
         tty: options.tty,
+        timeout_seconds: None,
     };
     if websocket::requested(request.headers()) {
         return websocket::remote_command(provider, limits.idle, request, exec, options, attach);

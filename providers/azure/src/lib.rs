@@ -22,7 +22,7 @@ mod tls;
 use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
-    ExecOptions, LogOptions, OutputStream, PodNotifier, Provider, ProviderError, ProviderInit,
+    Capabilities, ExecOptions, LogOptions, OutputStream, PodNotifier, Provider, ProviderError, ProviderInit,
     Refusal, ResolvedPod, Result, Streams, error_chain,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
@@ -194,6 +194,15 @@ impl Provider for AzureProvider {
 
     fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
         Ok(group::refusal(pod, &self.settings))
+    }
+
+    /// ACI runs the liveness and readiness probes the group is created with, and reports
+    /// readiness itself.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            runs_probes: true,
+            ..Capabilities::default()
+        }
     }
 
     /// ACI cannot change a group in place, and recreating it would restart the pod: the

@@ -55,6 +55,8 @@ pub enum PodError {
     Image(#[from] ImageError),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("{what}: {source}")]
     Engine {
         what: String,
@@ -885,6 +887,45 @@ impl Backend {
             });
         }
         self.notify(&identity.namespace, &identity.name).await;
+        Ok(())
+    }
+
+    /// Stops one running container within `grace` seconds, in the background; its exit is
+    /// then handled as any other (`container_exited`): restarted as the policy says, after
+    /// the crash-loop back-off.
+    pub async fn kill_container(&self, pod: &Pod, name: &str, grace: i64) -> Result<(), PodError> {
+        let identity = PodIdentity::of(pod)?;
+        let view = inventory::inspect_pod(
+            &self.engine,
+            &self.node_name,
+            &identity.namespace,
+            &identity.name,
+        )
+        .await
+        .map_err(engine_error("cannot inspect the pod's containers"))?
+        .filter(|view| view.identity.uid == identity.uid)
+        .ok_or_else(|| {
+            PodError::NotFound(format!("pod {}/{}", identity.namespace, identity.name))
+        })?;
+        let container = view
+            .container(name)
+            .filter(|c| matches!(c.role, Role::App | Role::Sidecar))
+            .ok_or_else(|| {
+                PodError::NotFound(format!(
+                    "container {name} of pod {}/{}",
+                    identity.namespace, identity.name
+                ))
+            })?;
+        let seconds = i32::try_from(grace)
+            .unwrap_or(i32::MAX)
+            .max(MIN_STOP_SECONDS);
+        let options = StopContainerOptionsBuilder::new().t(seconds).build();
+        let (engine, id, name) = (self.engine.clone(), container.id.clone(), name.to_string());
+        tokio::spawn(async move {
+            if let Err(error) = engine.docker.stop_container(&id, Some(options)).await {
+                log::warn!("cannot stop container {name} to restart it: {error}");
+            }
+        });
         Ok(())
     }
 

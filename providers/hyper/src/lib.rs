@@ -25,7 +25,7 @@ mod streams;
 use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
-    ExecOptions, InputStream, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
+    Capabilities, ExecOptions, InputStream, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
     ProviderError, ProviderInit, Refusal, ResolvedPod, Result, Streams,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
@@ -178,6 +178,22 @@ impl Provider for HyperProvider {
         }
     }
 
+    fn restart_container(&self, pod: Pod, container: &str, grace_period_seconds: i64) -> Result<()> {
+        self.block_on(
+            self.backend
+                .kill_container(&pod, container, grace_period_seconds),
+        )
+        .map_err(pod_error)
+    }
+
+    /// A local engine's pod addresses are routable from this host.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pod_ips_reachable: self.backend.engine.is_local(),
+            ..Capabilities::default()
+        }
+    }
+
     fn container_logs(&self, options: LogOptions, sink: OutputStream) -> Result<()> {
         self.block_on(streams::logs(&self.backend, options, sink))
             .map_err(stream_error)
@@ -254,6 +270,7 @@ fn pod_error(error: PodError) -> ProviderError {
             ProviderError::invalid_input(message)
         }
         PodError::Image(_) | PodError::Unavailable(_) => ProviderError::unavailable(message),
+        PodError::NotFound(_) => ProviderError::not_found(message),
         PodError::Engine { source, .. } => engine_error_kind(&source, message),
     }
 }
@@ -268,7 +285,9 @@ fn stream_error(error: StreamError) -> ProviderError {
             ProviderError::invalid_input(message)
         }
         StreamError::NoRelay { .. } => ProviderError::unsupported(message),
-        StreamError::Connect { .. } => ProviderError::unavailable(message),
+        StreamError::Connect { .. } | StreamError::TimedOut(_) => {
+            ProviderError::unavailable(message)
+        }
         StreamError::Engine { source, .. } => engine_error_kind(&source, message),
     }
 }

@@ -63,6 +63,8 @@ pub enum StreamError {
         #[source]
         source: bollard::errors::Error,
     },
+    #[error("command timed out after {0}s")]
+    TimedOut(u64),
     #[error("cannot connect to {address}: {source}")]
     Connect {
         address: String,
@@ -200,7 +202,14 @@ pub async fn exec(
         return Ok(0);
     };
     let terminal = Terminal::Exec(created.id.clone());
-    relay(output, input, streams, docker, terminal).await;
+    let relayed = relay(output, input, streams, docker, terminal);
+    match options.timeout_seconds.map(Duration::from_secs) {
+        // The engine cannot kill an exec; it is left to end on its own, unwatched.
+        Some(limit) => tokio::time::timeout(limit, relayed)
+            .await
+            .map_err(|_| StreamError::TimedOut(limit.as_secs()))?,
+        None => relayed.await,
+    }
     // The exit code is there once the engine has seen the process end, shortly after EOF.
     for _ in 0..100 {
         let inspected = docker
@@ -429,6 +438,7 @@ async fn relay_through_exec(
             options.port.to_string(),
         ],
         tty: false,
+        timeout_seconds: None,
     };
     let streams = Streams {
         stdin: Some(input),

@@ -18,7 +18,7 @@ use std::{
 use parking_lot::RwLock;
 
 use vk_abi::{
-    ExecOptions, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
+    EventType, ExecOptions, LogOptions, OutputStream, PodEvent, PodNotifier, PortForwardOptions, Provider,
     ProviderError, ProviderInit, ResolvedPod, Result, Streams,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodStatus,
@@ -151,6 +151,46 @@ impl Provider for MockProvider {
         Ok(())
     }
 
+    /// Kills the container at once; it runs again after its back-off, reported then.
+    fn restart_container(&self, pod: Pod, container: &str, _grace_period_seconds: i64) -> Result<()> {
+        let key = pod_key(&pod)?;
+        let mut pods = self.pods.write();
+        let existing = pods.get_mut(&key).ok_or_else(|| {
+            ProviderError::not_found(format!("pod {}/{} not found", key.0, key.1))
+        })?;
+        if existing.container(container).is_none() {
+            return Err(ProviderError::not_found(format!(
+                "container {container} not found in pod {}/{}",
+                key.0, key.1
+            )));
+        }
+        let back_off = existing.kill(container);
+        let killed = existing.clone();
+        drop(pods);
+        self.notify(&killed);
+        let notifier = self.notifier.read().clone();
+        if let (Some(delay), Some(notifier)) = (back_off.filter(|d| !d.is_zero()), notifier) {
+            notifier.event(&PodEvent {
+                namespace: killed.namespace.clone(),
+                name: killed.name.clone(),
+                uid: Some(killed.uid.clone()),
+                type_: EventType::Warning,
+                reason: "BackOff".into(),
+                message: format!(
+                    "Back-off restarting failed container {container} in pod {}_{}({})",
+                    killed.name, killed.namespace, killed.uid
+                ),
+                field_path: None,
+            });
+            let host_ip = self.host_ip.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                notifier.notify(&killed.to_pod(&host_ip));
+            });
+        }
+        Ok(())
+    }
+
     fn delete_pod(&self, pod: Pod, _grace_period_seconds: i64) -> Result<()> {
         let removed = self.pods.write().remove(&pod_key(&pod)?);
         if let Some(mut pod) = removed {
@@ -231,7 +271,8 @@ impl Provider for MockProvider {
     fn exec(&self, options: ExecOptions, io: Streams) -> Result<i32> {
         let pod = self.with_container(&options.namespace, &options.pod, &options.container)?;
         let container = pod.container(&options.container).expect("checked above");
-        Ok(streams::exec(&pod, container, &options.command, io))
+        let timeout = options.timeout_seconds.map(std::time::Duration::from_secs);
+        streams::exec(&pod, container, &options.command, timeout, io)
     }
 
     fn attach(&self, options: ExecOptions, io: Streams) -> Result<i32> {

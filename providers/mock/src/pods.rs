@@ -1,14 +1,14 @@
 //! The in-memory pod table: a compact record per pod, turned into a `Pod` only when asked, so
 //! that 100,000 pods stay cheap.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use vk_abi::{
     ResolvedPod, VolumeFiles,
     k8s_openapi::{
         api::core::v1::{
             Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-            ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
+            ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
             ResourceRequirements,
         },
         apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
@@ -29,6 +29,14 @@ pub struct MockContainer {
     pub sidecar: bool,
     /// Requests and limits as last applied (at creation or by a resize).
     pub resources: ResourceRequirements,
+    /// Restarts after a kill (`restart_container`).
+    pub restarts: i32,
+    /// When the current instance started (or starts, after a back-off); `None`: with the pod.
+    pub started_at: Option<Timestamp>,
+    /// The instance before the last kill.
+    pub last_terminated: Option<ContainerStateTerminated>,
+    /// Killed for good (the restart policy is Never).
+    pub exited: bool,
 }
 
 impl MockContainer {
@@ -36,6 +44,10 @@ impl MockContainer {
         MockContainer {
             sidecar: container.restart_policy.as_deref() == Some("Always"),
             resources: container.resources.clone().unwrap_or_default(),
+            restarts: 0,
+            started_at: None,
+            last_terminated: None,
+            exited: false,
             name: container.name.clone(),
             image: container.image.clone().unwrap_or_default(),
             env: container
@@ -66,6 +78,16 @@ pub struct MockPod {
     pub started: Timestamp,
     pub pod_ip: String,
     pub terminated: bool,
+    pub restart_policy: String,
+}
+
+/// The crash-loop back-off before the `restarts`-th restart: none for the first, then 10 s
+/// doubling up to 300 s, as the kubelet's.
+pub fn back_off(restarts: i32) -> Duration {
+    match restarts {
+        ..=0 => Duration::ZERO,
+        n => Duration::from_secs((10u64 << (n - 1).min(5)).min(300)),
+    }
 }
 
 impl MockPod {
@@ -91,7 +113,37 @@ impl MockPod {
             started: Timestamp::now(),
             pod_ip,
             terminated: false,
+            restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
         }
+    }
+
+    /// Kills `name` as a failed liveness probe does: it exits with 137 and, unless the restart
+    /// policy is Never, runs again after its back-off. The back-off, if any.
+    pub fn kill(&mut self, name: &str) -> Option<Duration> {
+        let (uid, pod_started) = (self.uid.clone(), self.started);
+        let restarts = self.restart_policy != "Never";
+        let container = self
+            .containers
+            .iter_mut()
+            .chain(&mut self.init_containers)
+            .find(|c| c.name == name)?;
+        let now = Timestamp::now();
+        container.last_terminated = Some(ContainerStateTerminated {
+            exit_code: 137,
+            reason: Some("Error".into()),
+            started_at: Some(Time(container.started_at.unwrap_or(pod_started))),
+            finished_at: Some(Time(now)),
+            container_id: Some(container_id(&uid, container)),
+            ..ContainerStateTerminated::default()
+        });
+        if !restarts && !container.sidecar {
+            container.exited = true;
+            return None;
+        }
+        let delay = back_off(container.restarts);
+        container.restarts += 1;
+        container.started_at = Some(now + delay);
+        Some(delay)
     }
 
     pub fn container(&self, name: &str) -> Option<&MockContainer> {
@@ -169,24 +221,65 @@ impl MockPod {
                 ..ContainerState::default()
             }
         };
-        let container_status =
-            |c: &MockContainer, state: &ContainerState, ready: bool| ContainerStatus {
+        let now = Timestamp::now();
+        let container_status = |c: &MockContainer, state: &ContainerState, ready: bool| {
+            let backing_off = c.started_at.is_some_and(|at| at > now);
+            let state = match (&c.last_terminated, c.exited, backing_off) {
+                (Some(last), true, _) => ContainerState {
+                    terminated: Some(last.clone()),
+                    ..ContainerState::default()
+                },
+                (_, _, true) => ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("CrashLoopBackOff".into()),
+                        message: Some(format!(
+                            "back-off {}s restarting failed container={} pod={}_{}({})",
+                            back_off(c.restarts).as_secs(),
+                            c.name,
+                            self.name,
+                            self.namespace,
+                            self.uid
+                        )),
+                    }),
+                    ..ContainerState::default()
+                },
+                _ => match (&state.running, c.started_at) {
+                    (Some(_), Some(at)) => ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: Some(Time(at)),
+                        }),
+                        ..ContainerState::default()
+                    },
+                    _ => state.clone(),
+                },
+            };
+            let running = state.running.is_some();
+            ContainerStatus {
                 name: c.name.clone(),
                 image: c.image.clone(),
                 image_id: format!("mock://{}", c.image),
-                container_id: Some(format!("mock://{}/{}", self.uid, c.name)),
-                ready,
-                started: Some(state.running.is_some()),
-                restart_count: 0,
-                state: Some(state.clone()),
+                container_id: Some(container_id(&self.uid, c)),
+                ready: ready && running,
+                started: Some(running),
+                restart_count: c.restarts,
+                state: Some(state),
+                last_state: c.last_terminated.clone().map(|terminated| ContainerState {
+                    terminated: Some(terminated),
+                    ..ContainerState::default()
+                }),
                 // Always present, even empty: it tells the API server that this node resizes.
                 resources: Some(c.resources.clone()),
                 ..ContainerStatus::default()
-            };
+            }
+        };
+        // Killed for good, the pod fails (the restart policy is Never).
+        let failed = !self.terminated && self.containers.iter().all(|c| c.exited);
         PodStatus {
             phase: Some(
                 if self.terminated {
                     "Succeeded"
+                } else if failed {
+                    "Failed"
                 } else {
                     "Running"
                 }
@@ -235,6 +328,14 @@ impl MockPod {
             ),
             ..PodStatus::default()
         }
+    }
+}
+
+/// The ID of the container's current instance.
+fn container_id(uid: &str, container: &MockContainer) -> String {
+    match container.restarts {
+        0 => format!("mock://{uid}/{}", container.name),
+        n => format!("mock://{uid}/{}/{n}", container.name),
     }
 }
 

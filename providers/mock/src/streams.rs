@@ -7,7 +7,7 @@ use std::{
 };
 
 use vk_abi::{
-    InputStream, LogOptions, OutputStream, Streams,
+    InputStream, LogOptions, OutputStream, ProviderError, Result, Streams,
     k8s_openapi::jiff::{SignedDuration, Timestamp},
 };
 
@@ -91,14 +91,16 @@ impl LimitedLog<'_> {
 }
 
 /// Runs one of the built-in commands and answers its exit code.
+/// A command still running after `timeout` is abandoned with an Unavailable error.
 pub fn exec(
     pod: &MockPod,
     container: &MockContainer,
     command: &[String],
+    timeout: Option<Duration>,
     mut streams: Streams,
-) -> i32 {
+) -> Result<i32> {
     let Some((program, args)) = command.split_first() else {
-        return write_err(&mut streams, "mock: no command given", 126);
+        return Ok(write_err(&mut streams, "mock: no command given", 126));
     };
     let result = match program.as_str() {
         "echo" => write_out(&mut streams, format!("{}\n", args.join(" ")).as_bytes()).map(|()| 0),
@@ -111,34 +113,41 @@ pub fn exec(
             write_out(&mut streams, env.as_bytes()).map(|()| 0)
         }
         "cat" if args.is_empty() => copy_stdin(&mut streams).map(|()| 0),
-        "cat" => return cat_files(pod, container, args, &mut streams),
+        "cat" => return Ok(cat_files(pod, container, args, &mut streams)),
         "sleep" => match args
             .first()
             .and_then(|s| s.parse::<f64>().ok())
             .filter(|s| *s >= 0.0)
         {
             Some(seconds) => {
-                thread::sleep(Duration::from_secs_f64(seconds));
+                let asked = Duration::from_secs_f64(seconds);
+                thread::sleep(timeout.map_or(asked, |limit| limit.min(asked)));
+                if timeout.is_some_and(|limit| limit < asked) {
+                    return Err(ProviderError::unavailable(format!(
+                        "command timed out after {}s",
+                        timeout.unwrap_or_default().as_secs()
+                    )));
+                }
                 Ok(0)
             }
-            None => return write_err(&mut streams, "sleep: invalid time interval", 1),
+            None => return Ok(write_err(&mut streams, "sleep: invalid time interval", 1)),
         },
         "exit" => match args.first().map_or(Ok(0), |code| code.parse::<i32>()) {
             Ok(code) => Ok(code),
-            Err(_) => return write_err(&mut streams, "exit: numeric argument required", 2),
+            Err(_) => return Ok(write_err(&mut streams, "exit: numeric argument required", 2)),
         },
         "true" => Ok(0),
         "false" => Ok(1),
         other => {
-            return write_err(
+            return Ok(write_err(
                 &mut streams,
                 &format!("mock: {other}: command not found"),
                 127,
-            );
+            ));
         }
     };
     // A client that hung up cannot see the exit code either; report what the command returned.
-    result.unwrap_or(0)
+    Ok(result.unwrap_or(0))
 }
 
 /// Attach to the mock's main process: it echoes stdin until stdin ends.

@@ -106,6 +106,7 @@ fn exec(client: &ProviderClient, command: &[&str], stdin: &[u8]) -> (i32, String
         container: "app".into(),
         command: command.iter().map(|s| s.to_string()).collect(),
         tty: false,
+        timeout_seconds: None,
     };
     let code = client.exec(&options, streams).unwrap();
     (code, text(&out), text(&err))
@@ -416,4 +417,58 @@ fn a_resize_is_applied_in_place_and_reported() {
 
     let unknown = client.resize_pod(&pod("gone").pod).unwrap_err();
     assert_eq!(unknown.kind, vk_abi::ErrorKind::NotFound);
+}
+
+#[test]
+fn a_killed_container_restarts_with_back_off_unless_its_policy_is_never() {
+    let client = client();
+    client.create_pod(&pod("p")).unwrap();
+    let app = |client: &ProviderClient, name: &str| -> (String, ContainerStatus) {
+        let status = client.get_pod_status("default", name).unwrap().unwrap();
+        let app = status.container_statuses.unwrap()[0].clone();
+        (status.phase.unwrap(), app)
+    };
+    let spec = pod("p").pod;
+    client.restart_container(&spec, "app", 30).unwrap();
+    let (phase, status) = app(&client, "p");
+    assert_eq!(phase, "Running");
+    assert_eq!(status.restart_count, 1);
+    assert!(status.state.unwrap().running.is_some(), "the first restart is at once");
+    let last = status.last_state.unwrap().terminated.unwrap();
+    assert_eq!(last.exit_code, 137);
+    assert_eq!(last.container_id.as_deref(), Some("mock://uid-p/app"));
+    assert_eq!(status.container_id.as_deref(), Some("mock://uid-p/app/1"));
+
+    client.restart_container(&spec, "app", 30).unwrap();
+    let (_, status) = app(&client, "p");
+    let waiting = status.state.unwrap().waiting.unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert!(!status.ready);
+
+    let mut never = pod("n");
+    never.pod.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+    client.create_pod(&never).unwrap();
+    client.restart_container(&never.pod, "app", 30).unwrap();
+    let (phase, status) = app(&client, "n");
+    assert_eq!(phase, "Failed");
+    assert_eq!(status.state.unwrap().terminated.unwrap().exit_code, 137);
+    assert!(client.restart_container(&spec, "nope", 30).is_err());
+}
+
+#[test]
+fn an_exec_that_outlives_its_time_limit_is_abandoned() {
+    let client = client();
+    client.create_pod(&pod("p")).unwrap();
+    let options = ExecOptions {
+        namespace: "default".into(),
+        pod: "p".into(),
+        container: "app".into(),
+        command: vec!["sleep".into(), "5".into()],
+        timeout_seconds: Some(1),
+        ..ExecOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let error = client.exec(&options, HostStreams::default()).unwrap_err();
+    assert_eq!(error.kind, vk_abi::ErrorKind::Unavailable);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }

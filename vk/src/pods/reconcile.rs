@@ -469,7 +469,7 @@ impl PodController {
             if let Some(mut status) =
                 status.filter(|_| tracked.reports == reports && !tracked.deleting)
             {
-                tracked.allocation.decorate(&mut status, &tracked.last_seen);
+                self.decorate(key, tracked, &mut status);
                 self.inner
                     .status
                     .submit(key.clone(), tracked.uid.clone(), status);
@@ -497,6 +497,8 @@ impl PodController {
             tracked.deleting = true;
             self.inner.tracked.insert(key, tracked.clone());
             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
+            // The preStop hooks take their time from the grace period.
+            let grace = self.inner.prober.terminate(key, &pod, grace).await;
             let doomed = pod.clone();
             match inner
                 .provider
@@ -603,6 +605,7 @@ impl PodController {
     /// Forgets the pod, and the tokens issued for it.
     fn untrack(&self, key: &PodKey) {
         let removed = self.inner.tracked.remove(key);
+        self.inner.prober.forget(key);
         if let Some(tracked) = removed {
             self.inner.objects.forget_pod(&tracked.uid);
         }

@@ -11,7 +11,9 @@ use k8s_openapi::{
 };
 use vk_abi::{PodEvent, ProviderError, Refusal};
 
-use super::PodController;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{PodController, tracked::Tracked};
 use crate::{events::EventType, resolve, status::PodKey};
 
 pub(super) const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
@@ -65,10 +67,32 @@ impl PodController {
         }
         let wake = tracked.waits_for_pod_ip && status.pod_ip.is_some();
         let mut status = status;
-        tracked.allocation.decorate(&mut status, &tracked.last_seen);
+        self.decorate(&key, &tracked, &mut status);
         self.inner.status.submit(key.clone(), tracked.uid, status);
         if wake {
             self.inner.queue.add(key);
+        }
+    }
+
+    /// Lays over a status from the provider what vk adds: the resize's allocation and
+    /// conditions, and the probes' results.
+    pub(super) fn decorate(&self, key: &PodKey, tracked: &Tracked, status: &mut PodStatus) {
+        tracked.allocation.decorate(status, &tracked.last_seen);
+        self.inner.prober.observe(key, &tracked.last_seen, status);
+    }
+
+    /// Writes again the status of each pod whose probe results changed, until `changes` ends.
+    /// A pod being deleted is written too: its readiness goes on until its containers stop.
+    pub(super) async fn rewrite(self, mut changes: UnboundedReceiver<PodKey>) {
+        while let Some(key) = changes.recv().await {
+            let Some((uid, _, mut status)) = self.inner.prober.latest(&key) else {
+                continue;
+            };
+            let Some(tracked) = self.inner.tracked.get(&key).filter(|t| t.uid == uid) else {
+                continue;
+            };
+            tracked.allocation.decorate(&mut status, &tracked.last_seen);
+            self.inner.status.submit(key, uid, status);
         }
     }
 
