@@ -22,8 +22,8 @@ mod tls;
 use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
-    Capabilities, ExecOptions, LogOptions, OutputStream, PodNotifier, Provider, ProviderError, ProviderInit,
-    Refusal, ResolvedPod, Result, Streams, error_chain,
+    Capabilities, ExecOptions, LogOptions, OutputStream, PodNotifier, Provider, ProviderError,
+    ProviderInit, Refusal, ResolvedPod, Result, Streams, error_chain,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
     },

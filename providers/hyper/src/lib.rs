@@ -25,8 +25,9 @@ mod streams;
 use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
-    Capabilities, ExecOptions, InputStream, LogOptions, OutputStream, PodNotifier, PortForwardOptions, Provider,
-    ProviderError, ProviderInit, Refusal, ResolvedPod, Result, Streams,
+    Capabilities, ExecOptions, InputStream, LogOptions, OutputStream, PodNotifier,
+    PortForwardOptions, Provider, ProviderError, ProviderInit, Refusal, ResolvedPod, Result,
+    Streams,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo, Pod,
     },
@@ -178,7 +179,12 @@ impl Provider for HyperProvider {
         }
     }
 
-    fn restart_container(&self, pod: Pod, container: &str, grace_period_seconds: i64) -> Result<()> {
+    fn restart_container(
+        &self,
+        pod: Pod,
+        container: &str,
+        grace_period_seconds: i64,
+    ) -> Result<()> {
         self.block_on(
             self.backend
                 .kill_container(&pod, container, grace_period_seconds),

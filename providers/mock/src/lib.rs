@@ -1,6 +1,7 @@
 //! vk's mock provider (`libvk_mock.so`): an in-memory backend for demos, tests and benchmarks.
 //!
-//! Pods are Running as soon as they are created and every change is notified; logs are
+//! Pods are Running as soon as they are created and every change is notified; a container
+//! killed by `restart_container` runs again after a crash-loop back-off; logs are
 //! deterministic, a few built-in commands (`echo`, `cat`, `env`, `sleep N`, `exit N`) can be
 //! exec'd, every port echoes what it is sent, and stats are synthesised per container.
 #![forbid(unsafe_code)]
@@ -18,8 +19,8 @@ use std::{
 use parking_lot::RwLock;
 
 use vk_abi::{
-    EventType, ExecOptions, LogOptions, OutputStream, PodEvent, PodNotifier, PortForwardOptions, Provider,
-    ProviderError, ProviderInit, ResolvedPod, Result, Streams,
+    EventType, ExecOptions, LogOptions, OutputStream, PodEvent, PodNotifier, PortForwardOptions,
+    Provider, ProviderError, ProviderInit, ResolvedPod, Result, Streams,
     k8s_openapi::api::core::v1::{
         Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodStatus,
     },
@@ -152,7 +153,12 @@ impl Provider for MockProvider {
     }
 
     /// Kills the container at once; it runs again after its back-off, reported then.
-    fn restart_container(&self, pod: Pod, container: &str, _grace_period_seconds: i64) -> Result<()> {
+    fn restart_container(
+        &self,
+        pod: Pod,
+        container: &str,
+        _grace_period_seconds: i64,
+    ) -> Result<()> {
         let key = pod_key(&pod)?;
         let mut pods = self.pods.write();
         let existing = pods.get_mut(&key).ok_or_else(|| {
@@ -257,7 +263,11 @@ impl Provider for MockProvider {
 
     fn container_logs(&self, options: LogOptions, sink: OutputStream) -> Result<()> {
         let pod = self.with_container(&options.namespace, &options.pod, &options.container)?;
-        if options.previous {
+        let killed = pod
+            .container(&options.container)
+            .is_some_and(|c| c.last_terminated.is_some());
+        // A killed container's previous instance wrote the same deterministic log.
+        if options.previous && !killed {
             return Err(ProviderError::invalid_input(format!(
                 "previous terminated container \"{}\" in pod \"{}\" not found",
                 options.container, options.pod

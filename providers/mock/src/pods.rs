@@ -8,8 +8,8 @@ use vk_abi::{
     k8s_openapi::{
         api::core::v1::{
             Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-            ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
-            ResourceRequirements,
+            ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec,
+            PodStatus, ResourceRequirements,
         },
         apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
         jiff::Timestamp,

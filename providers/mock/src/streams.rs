@@ -134,7 +134,13 @@ pub fn exec(
         },
         "exit" => match args.first().map_or(Ok(0), |code| code.parse::<i32>()) {
             Ok(code) => Ok(code),
-            Err(_) => return Ok(write_err(&mut streams, "exit: numeric argument required", 2)),
+            Err(_) => {
+                return Ok(write_err(
+                    &mut streams,
+                    "exit: numeric argument required",
+                    2,
+                ));
+            }
         },
         "true" => Ok(0),
         "false" => Ok(1),

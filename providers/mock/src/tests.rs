@@ -433,7 +433,10 @@ fn a_killed_container_restarts_with_back_off_unless_its_policy_is_never() {
     let (phase, status) = app(&client, "p");
     assert_eq!(phase, "Running");
     assert_eq!(status.restart_count, 1);
-    assert!(status.state.unwrap().running.is_some(), "the first restart is at once");
+    assert!(
+        status.state.unwrap().running.is_some(),
+        "the first restart is at once"
+    );
     let last = status.last_state.unwrap().terminated.unwrap();
     assert_eq!(last.exit_code, 137);
     assert_eq!(last.container_id.as_deref(), Some("mock://uid-p/app"));
