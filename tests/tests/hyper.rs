@@ -900,3 +900,139 @@ fn pods_the_engine_cannot_run_are_rejected_as_kubelet_admission_does() {
     assert!(deleted.status.success(), "{deleted:?}");
     vk.assert_running();
 }
+
+fn condition<'a>(pod: &'a Value, kind: &str) -> &'a Value {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+/// Probes on Podman: HTTP and TCP straight to the pod IP, exec through the engine; a failing
+/// readiness probe keeps the pod out of Ready, a failing liveness probe restarts the container
+/// (after the preStop hook, with the engine's back-off), a postStart hook runs before the
+/// readiness probe sees its file, and a failed container's message falls back to its log.
+#[test]
+fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
+    let (cluster, podman, namespace, vk) = start("probes");
+    let every_second = |handler: Value, failure_threshold: u32| {
+        fixtures::merged(
+            json!({ "periodSeconds": 1, "failureThreshold": failure_threshold }),
+            handler,
+        )
+    };
+    let mut web = container(
+        "web",
+        "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www",
+    );
+    web["ports"] = json!([{ "name": "http", "containerPort": 8080 }]);
+    web["readinessProbe"] = every_second(
+        json!({ "httpGet": { "path": "/index.html", "port": "http" } }),
+        1,
+    );
+    web["livenessProbe"] = every_second(json!({ "tcpSocket": { "port": 8080 } }), 1);
+    let mut hooked = container("hooked", "sleep 3600");
+    hooked["lifecycle"] = json!({
+        "postStart": { "exec": { "command": ["sh", "-c", "echo started > /tmp/hook"] } },
+    });
+    hooked["readinessProbe"] =
+        every_second(json!({ "exec": { "command": ["cat", "/tmp/hook"] } }), 1);
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "served",
+        json!({ "containers": [web, hooked] }),
+    );
+
+    let mut missing = container("missing", "exec httpd -f -p 8080 -h /");
+    missing["readinessProbe"] =
+        every_second(json!({ "httpGet": { "path": "/nope", "port": 8080 } }), 1);
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "unready",
+        json!({ "containers": [missing] }),
+    );
+
+    let mut hung = container("hung", "sleep 3600");
+    hung["livenessProbe"] = every_second(json!({ "exec": { "command": ["false"] } }), 2);
+    hung["lifecycle"] = json!({ "preStop": { "exec": { "command": ["sh", "-c", "echo bye"] } } });
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "hung",
+        json!({ "containers": [hung] }),
+    );
+
+    let mut failing = container("failing", "echo something broke; exit 3");
+    failing["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "failing",
+        json!({ "containers": [failing], "restartPolicy": "Never" }),
+    );
+
+    let served = wait_pod(cluster, &namespace, "served", "Ready", |pod| {
+        condition(pod, "Ready")["status"] == "True"
+    });
+    for status in served["status"]["containerStatuses"].as_array().unwrap() {
+        assert_eq!(status["ready"], true, "{status}");
+        assert_eq!(status["restartCount"], 0, "{status}");
+    }
+
+    let unready = wait_pod(
+        cluster,
+        &namespace,
+        "unready",
+        "Running but not ready",
+        |pod| {
+            fixtures::phase(pod) == "Running"
+                && condition(pod, "Ready")["reason"] == "ContainersNotReady"
+        },
+    );
+    assert_eq!(unready["status"]["containerStatuses"][0]["ready"], false);
+    let event = fixtures::wait_event(
+        cluster,
+        &namespace,
+        "unready",
+        "Warning",
+        "Unhealthy",
+        READY,
+    );
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Readiness probe failed: HTTP probe failed with statuscode: 404"),
+        "{event}"
+    );
+
+    let hung = wait_pod(cluster, &namespace, "hung", "restarted", |pod| {
+        pod["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
+    });
+    let last = &hung["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert!(last["exitCode"].as_i64().is_some_and(|c| c != 0), "{hung}");
+    let killing = fixtures::wait_event(cluster, &namespace, "hung", "Normal", "Killing", READY);
+    assert_eq!(
+        killing["message"],
+        "Container hung failed liveness probe, will be restarted"
+    );
+    // The engine restarted the same container: still one per pod container.
+    let containers: Vec<_> = podman
+        .containers(vk.node_name())
+        .into_iter()
+        .filter(|(name, _, _)| name.contains("_hung_"))
+        .collect();
+    assert_eq!(containers.len(), 2, "infra and hung: {containers:?}");
+
+    let failing = wait_pod(cluster, &namespace, "failing", "Failed", |pod| {
+        fixtures::phase(pod) == "Failed"
+            && pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"].is_string()
+    });
+    let terminated = &failing["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(terminated["exitCode"], 3);
+    assert_eq!(terminated["message"], "something broke\n", "{terminated}");
+}

@@ -52,6 +52,8 @@ struct Shared {
     changed: mpsc::UnboundedSender<PodKey>,
     /// When vk started: workers that start within one period of it spread their first probe.
     started: Instant,
+    /// vk's runtime: statuses arrive on the provider's threads, where none is current.
+    runtime: tokio::runtime::Handle,
 }
 
 /// A pod the prober follows.
@@ -108,6 +110,7 @@ struct View {
 
 impl Prober {
     /// A prober, and the pods whose status must be written again when their results change.
+    /// Made within vk's runtime, where its tasks run.
     pub fn new(
         provider: Provider,
         capabilities: Capabilities,
@@ -121,6 +124,7 @@ impl Prober {
             pods: Mutex::default(),
             changed,
             started: Instant::now(),
+            runtime: tokio::runtime::Handle::current(),
         });
         (Prober { shared }, changes)
     }
@@ -215,7 +219,7 @@ impl Prober {
                         kind,
                         probe.clone(),
                     );
-                    workers.push(tokio::spawn(worker.run()));
+                    workers.push(self.shared.runtime.spawn(worker.run()));
                 }
             }
         }
@@ -298,7 +302,7 @@ impl Prober {
         }
         let this = self.clone();
         let pod = pod.clone();
-        tokio::spawn(async move {
+        self.shared.runtime.spawn(async move {
             let field_path = Some(view.container.field_path.clone());
             let recorder = &this.shared.recorder;
             let succeeded = lifecycle::run(

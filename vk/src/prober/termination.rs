@@ -150,7 +150,7 @@ impl Prober {
         };
         let this = self.clone();
         let key = key.clone();
-        tokio::spawn(async move {
+        self.shared.runtime.spawn(async move {
             let log = Arc::new(Mutex::new(Vec::new()));
             let sink = {
                 let log = log.clone();
