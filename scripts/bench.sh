@@ -4,7 +4,7 @@
 #
 # Usage: scripts/bench.sh [--provider mock|hyper] [--pods N] [--mode direct|deployment|both]
 #                         [--automount on|off|both] [--keep] [--port-base P] [--qps Q] [--burst B]
-#                         [--workers W]
+#                         [--workers W] [--probe] [--hold S]
 #   --provider P    mock (default): pods are Running at once, vk's own cost is measured; hyper:
 #                   pods are real containers on the Podman service of `scripts/podman.sh up`
 #                   (started if needed, left running), image localhost/vk-busybox:latest with
@@ -21,6 +21,10 @@
 #   --port-base P   the cluster's ports P..P+4 (default 26443); vk listens on P+10, P+11, ...
 #   --qps/--burst/--workers  vk's --kube-api-qps (2000), --kube-api-burst (4000),
 #                   --pod-sync-workers (50)
+#   --probe         each pod has a readiness probe that execs `true` every 10 s (vk runs it
+#                   through the provider's exec), to measure what probes cost
+#   --hold S        keep the pods Running S seconds before deleting them, and report vk's CPU
+#                   and memory over that time (default 0)
 #
 # What it does: builds vk, libvk_mock.so (and libvk_hyper.so for hyper) and the bench client
 # (scripts/bench, `vk-bench`) in release mode; starts a control plane with
@@ -41,21 +45,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 provider=mock pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
+probe=false hold=0
 cluster=vk-bench
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
 while (($#)); do
   case "$1" in
-    --provider|--pods|--mode|--automount|--port-base|--qps|--burst|--workers)
+    --provider|--pods|--mode|--automount|--port-base|--qps|--burst|--workers|--hold)
       (($# >= 2)) || die "option $1 needs a value"
       case "$1" in
         --provider) provider=$2 ;;
         --pods) pods=$2 ;; --mode) mode=$2 ;; --automount) automount=$2 ;;
         --port-base) port_base=$2 ;; --qps) qps=$2 ;; --burst) burst=$2 ;; --workers) workers=$2 ;;
+        --hold) hold=$2 ;;
       esac
       shift 2 ;;
     --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     --keep) keep=true; shift ;;
+    --probe) probe=true; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see: $0 --help)" ;;
   esac
@@ -63,6 +70,7 @@ done
 [[ $provider == mock || $provider == hyper ]] || die "--provider must be mock or hyper"
 [[ $pods =~ ^[1-9][0-9]*$ ]] || die "--pods must be a positive number"
 [[ $port_base =~ ^[0-9]+$ ]] || die "--port-base must be a number"
+[[ $hold =~ ^[0-9]+$ ]] || die "--hold must be a number of seconds"
 case $mode in direct) modes=(direct) ;; deployment) modes=(deployment) ;;
   both) modes=(direct deployment) ;; *) die "--mode must be direct, deployment or both" ;; esac
 case $automount in on) tokens=(on) ;; off) tokens=(off) ;; both) tokens=(on off) ;;
@@ -127,6 +135,7 @@ EOF
     --command "httpd -f -p 8080 -h /etc" --grace 2)
   packages+=(-p vk-hyper) libs+=", libvk_hyper.so"
 fi
+$probe && pod_opts+=(--readiness-exec true --probe-period 10)
 
 # ---------------------------------------------------------------- build
 log "building vk, $libs and vk-bench (release)"
@@ -198,7 +207,7 @@ for m in "${modes[@]}"; do
     port=$((port + 1))
     "$bench" run "${common[@]}" "${procs[@]}" --mode "$m" --automount "$([[ $t == on ]] && echo true || echo false)" \
       --namespace "bench-$label" --node "$node" --vk-pid "$vk_pid" --audit-log "$audit_log" \
-      --label "$label" --provider "$provider" "${pod_opts[@]}" --out "$out/$label.json"
+      --label "$label" --provider "$provider" "${pod_opts[@]}" --hold "$hold" --out "$out/$label.json"
     results+=("$out/$label.json")
     stop_vk
   done

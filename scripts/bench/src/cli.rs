@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[command(about = "The benchmark client of scripts/bench.sh")]
 pub enum Command {
     /// Start N pods on a vk node, measure, delete them, measure.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The apiserver's ceiling for a plain client: creates, status patches, deletes per second.
     Ceiling(CeilingArgs),
     /// Print result files compactly and combine them into one JSON file.
@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// A name for this run in the report.
     #[arg(long)]
     pub label: String,
+    /// Keep the pods Running this many seconds before deleting them, measuring what vk
+    /// costs while they just run (their probes, for instance).
+    #[arg(long, default_value_t = 0)]
+    pub hold: u64,
     /// The provider vk runs (recorded in the report).
     #[arg(long, default_value = "mock")]
     pub provider: String,
@@ -96,6 +100,12 @@ pub struct PodOptions {
     /// terminationGracePeriodSeconds.
     #[arg(long)]
     pub grace: Option<i64>,
+    /// A readiness probe that execs this command (words separated by spaces).
+    #[arg(long, value_delimiter = ' ')]
+    pub readiness_exec: Option<Vec<String>>,
+    /// The readiness probe's periodSeconds.
+    #[arg(long, default_value_t = 10)]
+    pub probe_period: u32,
 }
 
 #[derive(Debug, clap::Args)]

@@ -36,6 +36,12 @@ pub fn container(pod: &PodOptions) -> Value {
     if let Some(policy) = &pod.pull_policy {
         container["imagePullPolicy"] = json!(policy);
     }
+    if let Some(command) = &pod.readiness_exec {
+        container["readinessProbe"] = json!({
+            "exec": {"command": command},
+            "periodSeconds": pod.probe_period,
+        });
+    }
     container
 }
 

@@ -28,7 +28,7 @@ use cli::Command;
 #[tokio::main]
 async fn main() -> Result<()> {
     match Command::parse() {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Ceiling(args) => ceiling::ceiling(args).await,
         Command::Report(args) => report::report(&args),
     }

@@ -130,6 +130,18 @@ fn summary(ceiling: Option<&CeilingResult>, runs: &[RunResult]) -> String {
                 .collect();
             out += &format!("  vk requests that failed: {}\n", list.join(", "));
         }
+        if let Some(cpu) = &run.cpu_seconds_hold_phase {
+            let vk = cpu.processes.get("vk").copied();
+            let per_pod_second = vk
+                .map(|seconds| seconds * 1000.0 / (run.pods as f64 * run.hold_seconds.max(1) as f64));
+            out += &format!(
+                "  held Running {} s: vk CPU {} s ({} ms per pod per second), RSS {} MiB at the end\n",
+                run.hold_seconds,
+                num(vk),
+                num(per_pod_second),
+                num(run.rss_mib_after_hold),
+            );
+        }
         for (phase, cpu) in [
             ("cpu seconds start phase", &run.cpu_seconds_start_phase),
             ("cpu seconds delete phase", &run.cpu_seconds_delete_phase),

@@ -51,6 +51,13 @@ pub struct RunResult {
     pub delete_latency: Latency,
     pub vk: VkUsage,
     pub cpu_seconds_start_phase: CpuSeconds,
+    /// How long the pods were held Running before the delete (0: not held).
+    #[serde(default)]
+    pub hold_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds_hold_phase: Option<CpuSeconds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_mib_after_hold: Option<f64>,
     pub cpu_seconds_delete_phase: CpuSeconds,
     /// From the audit log, when the run had one.
     pub vk_requests: Option<Requests>,

@@ -117,6 +117,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         start_seconds.unwrap_or(f64::NAN)
     ));
     let cpu_started = cpu_snapshot(&procs);
+    let cpu_start_phase = cpu_delta(&cpu_before, &cpu_started, c.clk_tck);
+
+    // Hold.
+    let (cpu_hold, rss_after_hold, cpu_before_delete) = if args.hold > 0 {
+        log(format!("{}: holding the pods for {} s", args.label, args.hold));
+        tokio::time::sleep(Duration::from_secs(args.hold)).await;
+        let held = cpu_snapshot(&procs);
+        let cpu = cpu_delta(&cpu_started, &held, c.clk_tck);
+        (Some(cpu), proc_status_kib(args.vk_pid, "VmRSS:"), held)
+    } else {
+        (None, None, cpu_started)
+    };
 
     // Delete.
     let delete_start = Instant::now();
@@ -208,8 +220,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             rss_mib_at_end: proc_status_kib(args.vk_pid, "VmRSS:").map(mib),
             cpu_seconds_total: proc_ticks(&args.vk_pid.to_string()).map(|t| round3(t as f64 / tck)),
         },
-        cpu_seconds_start_phase: cpu_delta(&cpu_before, &cpu_started, c.clk_tck),
-        cpu_seconds_delete_phase: cpu_delta(&cpu_started, &cpu_after, c.clk_tck),
+        cpu_seconds_start_phase: cpu_start_phase,
+        hold_seconds: args.hold,
+        cpu_seconds_hold_phase: cpu_hold,
+        rss_mib_after_hold: rss_after_hold.map(mib),
+        cpu_seconds_delete_phase: cpu_delta(&cpu_before_delete, &cpu_after, c.clk_tck),
         vk_requests: node_requests.as_ref().map(|(r, _)| per_pod(r, n)),
         vk_failed_requests: node_requests.as_ref().map(|(_, e)| per_pod(e, n)),
         vk_requests_method: "apiserver audit log (level Metadata for group system:nodes only): requests by user system:node:NODE from just before the first create until all pods were gone; watches counted when they start".into(),
