@@ -557,3 +557,63 @@ fn pods_aci_cannot_run_are_rejected_without_a_group() {
     assert!(puts.is_empty(), "no group was asked for: {puts:?}");
     vk.assert_running();
 }
+
+/// ACI runs liveness and readiness probes itself: the provider says so, vk runs none, and the
+/// group it creates carries them in ACI's terms, which the emulator checks against the spec.
+#[test]
+fn probes_are_handed_to_aci() {
+    let (cluster, namespace, aci, vk) = start("probes");
+    let container = json!({
+        "name": "c",
+        "image": fixtures::IMAGE,
+        "ports": [{ "name": "http", "containerPort": 8080 }],
+        "livenessProbe": {
+            "exec": { "command": ["cat", "/tmp/healthy"] },
+            "periodSeconds": 5,
+            "failureThreshold": 4,
+        },
+        "readinessProbe": {
+            "httpGet": { "path": "/ready", "port": 8080, "scheme": "HTTP" },
+            "initialDelaySeconds": 2,
+            "timeoutSeconds": 3,
+        },
+    });
+    run_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "probed",
+        json!({ "containers": [container] }),
+    );
+    let group = format!("{}-probed", namespace.name());
+    let body = aci.put_body(&group).expect("the group was created");
+    let properties = &body["properties"]["containers"][0]["properties"];
+    let liveness = &properties["livenessProbe"];
+    assert_eq!(
+        liveness["exec"]["command"],
+        json!(["cat", "/tmp/healthy"]),
+        "{properties}"
+    );
+    assert_eq!(liveness["periodSeconds"], 5, "{properties}");
+    assert_eq!(liveness["failureThreshold"], 4, "{properties}");
+    assert_eq!(properties["readinessProbe"]["initialDelaySeconds"], 2);
+    assert_eq!(properties["readinessProbe"]["timeoutSeconds"], 3);
+    assert_eq!(
+        properties["readinessProbe"]["httpGet"],
+        json!({ "path": "/ready", "port": 8080, "scheme": "http" }),
+        "{properties}"
+    );
+    assert_no_bad_requests(&aci);
+    // No probe ran in vk: no exec reached the emulator, and no Unhealthy event was recorded.
+    let events = fixtures::events(cluster, &namespace, "probed");
+    assert!(
+        !events.iter().any(|e| e["reason"] == "Unhealthy"),
+        "{}",
+        describe_events(&events)
+    );
+    assert!(
+        !aci.requests()
+            .iter()
+            .any(|r| r.path.contains("executeCommand"))
+    );
+}

@@ -977,6 +977,17 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
         json!({ "containers": [failing], "restartPolicy": "Never" }),
     );
 
+    let noted = container("noted", "echo all done > /dev/termination-log");
+    let mut custom = container("custom", "echo custom path > /tmp/why; exit 1");
+    custom["terminationMessagePath"] = json!("/tmp/why");
+    apply_pod(
+        cluster,
+        &namespace,
+        &vk,
+        "noted",
+        json!({ "containers": [noted, custom], "restartPolicy": "Never" }),
+    );
+
     let served = wait_pod(cluster, &namespace, "served", "Ready", |pod| {
         condition(pod, "Ready")["status"] == "True"
     });
@@ -1035,4 +1046,20 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
     let terminated = &failing["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(terminated["exitCode"], 3);
     assert_eq!(terminated["message"], "something broke\n", "{terminated}");
+
+    // The message files, at the default path and at another.
+    let noted = wait_pod(cluster, &namespace, "noted", "Failed", |pod| {
+        fixtures::phase(pod) == "Failed"
+    });
+    let messages: std::collections::BTreeMap<_, _> = noted["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let message = &s["state"]["terminated"]["message"];
+            (s["name"].as_str().unwrap_or_default(), message.clone())
+        })
+        .collect();
+    assert_eq!(messages["noted"], "all done\n", "{noted}");
+    assert_eq!(messages["custom"], "custom path\n", "{noted}");
 }

@@ -20,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use vk_abi::{
     EventType, PodEvent, PodNotifier, ResolvedPod, VolumeFile,
     k8s_openapi::api::core::v1::{
-        Container, ContainerStateTerminated, ContainerStateWaiting, Pod, PodSpec,
+        Container, ContainerStateTerminated, ContainerStateWaiting, Pod, PodSpec, PodStatus,
     },
     k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -30,6 +30,7 @@ use crate::{
     engine::Engine,
     images::{self, ImageError, Pull},
     inventory::{self, Listed, PodView},
+    messages::MessageFiles,
     pod_locks::PodLocks,
     resize,
     spec::{self, ContainerPlan, PodIdentity, PodPlan, Resources, Role, SpecError},
@@ -83,6 +84,8 @@ pub struct Backend {
     notifier: RwLock<Option<PodNotifier>>,
     /// Creates and deletes of one pod run one after the other (see `pod_locks`).
     pod_locks: PodLocks,
+    /// The containers' termination message files; a remote engine has none.
+    messages: Option<MessageFiles>,
 }
 
 /// What the backend keeps of one pod between calls, beyond what the engine records.
@@ -104,6 +107,9 @@ impl PodState {
 impl Backend {
     pub fn new(engine: Engine, config: Config, node_name: String, host_ip: String) -> Backend {
         Backend {
+            messages: engine
+                .is_local()
+                .then(|| MessageFiles::for_node(&node_name)),
             engine,
             config,
             node_name,
@@ -186,8 +192,29 @@ impl Backend {
                     .collect(),
                 ..PodSpec::default()
             }),
-            status: Some(status::pod_status(view, &memory, &self.host_ip)),
+            status: Some(
+                self.with_messages(view, status::pod_status(view, &memory, &self.host_ip)),
+            ),
         }
+    }
+
+    /// `status` with the message each exited container wrote into its message file.
+    fn with_messages(&self, view: &PodView, mut status: PodStatus) -> PodStatus {
+        let Some(messages) = &self.messages else {
+            return status;
+        };
+        let statuses = status
+            .container_statuses
+            .iter_mut()
+            .flatten()
+            .chain(status.init_container_statuses.iter_mut().flatten());
+        for container in statuses {
+            let terminated = container.state.as_mut().and_then(|s| s.terminated.as_mut());
+            if let Some(terminated) = terminated.filter(|t| t.message.is_none()) {
+                terminated.message = messages.read(&view.identity.uid, &container.name);
+            }
+        }
+        status
     }
 
     /// Every pod of this node, from the labels of its containers.
@@ -336,6 +363,14 @@ impl Backend {
                 message,
             );
             outcome?;
+        }
+        let mut plan = plan;
+        if let (Some(messages), Some(spec)) = (&self.messages, &resolved.pod.spec) {
+            messages.prepare(&mut plan, spec).map_err(|error| {
+                PodError::Unavailable(format!(
+                    "cannot make the termination message files: {error}"
+                ))
+            })?;
         }
         let created = match self.create_objects(&plan).await {
             Ok(created) => created,
@@ -746,6 +781,10 @@ impl Backend {
             started_at: status::time(state.started_at.as_deref()),
             finished_at: status::time(state.finished_at.as_deref()),
             container_id: Some(format!("docker://{}", container.id)),
+            message: self
+                .messages
+                .as_ref()
+                .and_then(|messages| messages.read(&identity.uid, name)),
             ..ContainerStateTerminated::default()
         };
         self.remember(&identity.uid, |memory| {
@@ -767,6 +806,9 @@ impl Backend {
                 *memory.restarts.entry(name.clone()).or_default() += 1;
                 memory.waiting.remove(&name);
             });
+            if let Some(messages) = &this.messages {
+                messages.clear(&identity.uid, &name);
+            }
             this.start(&identity, role, &name, &id).await;
         });
     }
@@ -1045,6 +1087,9 @@ impl Backend {
                 )
                 .await
                 .map_err(engine_error(format!("cannot remove volume {volume}")))?;
+        }
+        if let Some(messages) = &self.messages {
+            messages.remove(&identity.uid);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod engine;
 mod events;
 mod images;
 mod inventory;
+mod messages;
 mod pod_locks;
 mod resize;
 mod signing;

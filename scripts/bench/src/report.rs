@@ -132,8 +132,9 @@ fn summary(ceiling: Option<&CeilingResult>, runs: &[RunResult]) -> String {
         }
         if let Some(cpu) = &run.cpu_seconds_hold_phase {
             let vk = cpu.processes.get("vk").copied();
-            let per_pod_second = vk
-                .map(|seconds| seconds * 1000.0 / (run.pods as f64 * run.hold_seconds.max(1) as f64));
+            let per_pod_second = vk.map(|seconds| {
+                seconds * 1000.0 / (run.pods as f64 * run.hold_seconds.max(1) as f64)
+            });
             out += &format!(
                 "  held Running {} s: vk CPU {} s ({} ms per pod per second), RSS {} MiB at the end\n",
                 run.hold_seconds,

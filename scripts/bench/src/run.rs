@@ -121,7 +121,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
     // Hold.
     let (cpu_hold, rss_after_hold, cpu_before_delete) = if args.hold > 0 {
-        log(format!("{}: holding the pods for {} s", args.label, args.hold));
+        log(format!(
+            "{}: holding the pods for {} s",
+            args.label, args.hold
+        ));
         tokio::time::sleep(Duration::from_secs(args.hold)).await;
         let held = cpu_snapshot(&procs);
         let cpu = cpu_delta(&cpu_started, &held, c.clk_tck);
