@@ -60,6 +60,7 @@ pub struct VkBuilder {
     log_level: String,
     kubeconfig: Option<PathBuf>,
     node_ip: IpAddr,
+    serving_ips: Option<Vec<IpAddr>>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
 }
@@ -75,6 +76,7 @@ impl VkBuilder {
             log_level: "debug".into(),
             kubeconfig: None,
             node_ip: Ipv4Addr::LOCALHOST.into(),
+            serving_ips: None,
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -146,6 +148,13 @@ impl VkBuilder {
         self
     }
 
+    /// The IP SANs of that serving certificate instead of the node IP: a certificate that
+    /// does not name the address vk is dialled on.
+    pub fn serving_cert_ips(mut self, ips: &[IpAddr]) -> Self {
+        self.serving_ips = Some(ips.to_vec());
+        self
+    }
+
     /// Runs vk with these credentials instead of the node's own.
     pub fn kubeconfig(mut self, path: PathBuf) -> Self {
         self.kubeconfig = Some(path);
@@ -185,8 +194,9 @@ impl VkBuilder {
             "--log-level".into(),
             self.log_level.into(),
         ];
-        if !self.node_ip.is_loopback() {
-            let (cert, key) = self.cluster.serving_cert(&node, &[self.node_ip]);
+        if !self.node_ip.is_loopback() || self.serving_ips.is_some() {
+            let ips = self.serving_ips.unwrap_or_else(|| vec![self.node_ip]);
+            let (cert, key) = self.cluster.serving_cert(&node, &ips);
             args.extend([
                 "--tls-cert-file".into(),
                 cert.into(),

@@ -5,7 +5,10 @@
 //! Needs `cargo build --workspace`, root (metrics-server runs in a network namespace of its own,
 //! see `scripts/cluster/metrics-server.sh`) and, for the hyper tests, Podman.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
 
 use serde_json::{Value, json};
 use vk_tests::{
@@ -144,6 +147,35 @@ fn kubectl_top_shows_the_mock_providers_figures() {
             _ => Err(format!("expected {expected_node}")),
         }
     });
+}
+
+#[test]
+fn metrics_server_refuses_a_serving_certificate_that_does_not_name_the_node_ip() {
+    let metrics_server = MetricsServer::shared();
+    let cluster = Cluster::shared();
+    let ip = metrics_server.node_ip();
+    let vk = cluster
+        .vk()
+        .node_prefix("top-badcert")
+        .node_ip(ip)
+        .serving_cert_ips(&[Ipv4Addr::LOCALHOST.into()])
+        .start_ready(READY);
+    let node = vk.node_name();
+    let log = cluster.logs_dir().join("metrics-server.log");
+    let refused = format!("x509: certificate is valid for 127.0.0.1, not {ip}\" node=\"{node}\"");
+    wait_for_ok("metrics-server to refuse vk's certificate", METRICS, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&refused) {
+            Ok(())
+        } else {
+            Err(format!("no {refused:?} in {}", log.display()))
+        }
+    });
+    let top = cluster.kubectl(["top", "node", node]);
+    assert!(!top.status.success(), "{top:?}");
+    let stderr = String::from_utf8_lossy(&top.stderr);
+    let missing = format!("nodemetrics.metrics.k8s.io \"{node}\" not found");
+    assert!(stderr.contains(&missing), "{stderr}");
 }
 
 /// A container of the local image spinning in a shell loop, with `resources`.
