@@ -449,7 +449,7 @@ start_component() { # start_component COMPONENT ARGS_FUNCTION
   start "$1" "$BIN/$1" "${args[@]}"
 }
 
-# shellcheck source=cluster/metrics-server.sh
+# shellcheck source-path=SCRIPTDIR source=cluster/metrics-server.sh
 source "$here/cluster/metrics-server.sh"
 
 # ---------------------------------------------------------------- commands

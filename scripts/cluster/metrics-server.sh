@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # dir, name, here, timeout, cmd_args: set by cluster.sh
 # metrics-server.sh — sourced by scripts/cluster.sh (it uses that script's helpers and settings):
 # metrics-server on a cluster of cluster.sh, registered as the APIService v1beta1.metrics.k8s.io,
 # so that `kubectl top` and the HPA read what vk's kubelet API serves.
@@ -35,11 +35,12 @@ ms_net_up() {
   ! ip link show "$ms_host_if" >/dev/null 2>&1 || die "interface $ms_host_if exists already (ip link del $ms_host_if)"
   echo "$ms_ns" >"$dir/run/metrics-server.netns"
   ip netns add "$ms_ns" || die "cannot create network namespace $ms_ns"
-  ip link add "$ms_host_if" type veth peer name "$ms_ns_if" netns "$ms_ns" \
-    && ip addr add "$HOST_IP/30" dev "$ms_host_if" && ip link set "$ms_host_if" up \
-    && ip -n "$ms_ns" addr add "$NS_IP/30" dev "$ms_ns_if" && ip -n "$ms_ns" link set "$ms_ns_if" up \
-    && ip -n "$ms_ns" link set lo up \
-    || die "cannot set up the veth pair $ms_host_if/$ms_ns_if ($HOST_IP/$NS_IP)"
+  if ! { ip link add "$ms_host_if" type veth peer name "$ms_ns_if" netns "$ms_ns" \
+      && ip addr add "$HOST_IP/30" dev "$ms_host_if" && ip link set "$ms_host_if" up \
+      && ip -n "$ms_ns" addr add "$NS_IP/30" dev "$ms_ns_if" && ip -n "$ms_ns" link set "$ms_ns_if" up \
+      && ip -n "$ms_ns" link set lo up; }; then
+    die "cannot set up the veth pair $ms_host_if/$ms_ns_if ($HOST_IP/$NS_IP)"
+  fi
   # only connections from the namespace to the apiserver port are sent to 127.0.0.1
   sysctl -qw "net.ipv4.conf.$ms_host_if.route_localnet=1" || die "cannot set route_localnet on $ms_host_if"
   nft -f - <<EOF || die "nft could not forward $HOST_IP:$APISERVER_PORT to the apiserver"
@@ -180,7 +181,7 @@ cmd_metrics_server_up() {
   need_cmd sysctl "allow that forwarding (procps)"
   need_cmd openssl "make metrics-server's certificates"
   require_config
-  pid_of kube-apiserver >/dev/null && apiserver_ready || die "cluster '$name' is not up (run: $0 up)"
+  if ! pid_of kube-apiserver >/dev/null || ! apiserver_ready; then die "cluster '$name' is not up (run: $0 up)"; fi
   tr '\0' ' ' <"/proc/$(pid_of kube-apiserver)/cmdline" | grep -q -- --enable-aggregator-routing=true \
     || die "kube-apiserver of cluster '$name' runs without the aggregation layer; restart it ($0 stop; $0 up)"
   lock
