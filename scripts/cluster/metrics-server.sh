@@ -33,6 +33,9 @@ ms_net_up() {
     return 0
   fi
   ! ip link show "$ms_host_if" >/dev/null 2>&1 || die "interface $ms_host_if exists already (ip link del $ms_host_if)"
+  local taken
+  taken=$(ip -4 route show to match "$NS_IP" | grep -v '^default' || true)
+  [[ -z $taken ]] || die "$NS_IP is on a network of this host already ($taken); metrics-server needs 10.200.0.0/16"
   echo "$ms_ns" >"$dir/run/metrics-server.netns"
   ip netns add "$ms_ns" || die "cannot create network namespace $ms_ns"
   if ! { ip link add "$ms_host_if" type veth peer name "$ms_ns_if" netns "$ms_ns" \

@@ -41,7 +41,8 @@
 //!   last run): `NODE.log` for each `vk` (stdout and stderr, every restart appended),
 //!   `watchdog.log`, `cluster-up.log` (the output of `cluster.sh up`), and after teardown of a
 //!   fresh cluster `cluster-logs/` (etcd, kube-apiserver, kube-controller-manager,
-//!   kube-scheduler). The last ten finished runs are kept.
+//!   kube-scheduler, and metrics-server if a test started it). The last ten finished runs are
+//!   kept.
 //! * While the tests run, or for a kept cluster: `~/.cache/vk/clusters/NAME/logs/`.
 //! * A test that panics while holding a `VkProcess` prints the tail of that vk's log.
 
