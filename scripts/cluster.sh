@@ -20,6 +20,15 @@
 #                       signed by the cluster CA next to it (serving.crt/serving.key; SANs NAME,
 #                       localhost, 127.0.0.1). `up` creates node "virtual-kubelet".
 #   bin                 print the directory holding the binaries (runs build.sh).
+#   metrics-server up|down|node-ip
+#                       up: start metrics-server (built by `build.sh metrics-server`) in a network
+#                       namespace of its own and register it as APIService v1beta1.metrics.k8s.io
+#                       (`kubectl top`, HPA); prints the node IP that nodes it scrapes must use
+#                       (node-ip prints it too). Needs root, ip and nft. See cluster/metrics-server.sh.
+#                       down: unregister and stop it, remove its namespace (`stop`/`down` do too).
+#   serving-cert NODE IP...
+#                       print the path of a kubelet serving cert for NODE with those IP SANs, signed
+#                       by the cluster CA (key beside it, .key); for a node with --node-ip IP.
 #   help                this text.
 #
 # Options (flag > environment variable > value stored by the last `up` > default):
@@ -45,11 +54,15 @@
 #   admin.kubeconfig                 cluster-admin (CN=admin, O=system:masters), certs embedded
 #   nodes/NAME/kubeconfig            node identity; node.crt/node.key, serving.crt/serving.key beside it
 #   pki/ca.crt, pki/ca.key           cluster CA (also signs CSRs through the controller-manager)
+#   pki/front-proxy-ca.{crt,key}, pki/front-proxy-client.{crt,key}
+#                                    the aggregation layer's request-header CA and the apiserver's
+#                                    client identity toward extension apiservers (metrics-server)
 #   pki/apiserver.{crt,key}          apiserver serving cert
 #   pki/apiserver-kubelet-client.{crt,key}  the apiserver's client identity toward kubelets
 #   pki/{admin,controller-manager,scheduler}.{crt,key}, pki/sa.{key,pub}
 #   kubeconfig/{controller-manager,scheduler}.kubeconfig, scheduler-config.yaml
 #   etcd/                            etcd data;  logs/COMPONENT.log;  run/COMPONENT.pid
+#   metrics-server/                  its kubeconfig and certificates (cluster.sh metrics-server)
 #   cluster.env                      ports, profile and binary directory used by the last `up`
 set -euo pipefail
 
@@ -64,7 +77,7 @@ now() { date +%s.%N; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- arguments
-cmd="" node_arg=""
+cmd="" node_arg="" cmd_args=()
 opt_name="${VK_CLUSTER_NAME:-}" opt_dir="${VK_CLUSTER_DIR:-}" opt_profile="${VK_CLUSTER_PROFILE:-}"
 opt_base="${VK_PORT_BASE:-}" opt_api="${VK_APISERVER_PORT:-}" opt_etcd="${VK_ETCD_PORT:-}"
 opt_peer="${VK_ETCD_PEER_PORT:-}" opt_cm="${VK_CONTROLLER_MANAGER_PORT:-}"
@@ -89,6 +102,7 @@ while (($#)); do
     *)
       if [[ -z $cmd ]]; then cmd=$1
       elif [[ $cmd == node-kubeconfig && -z $node_arg ]]; then node_arg=$1
+      elif [[ $cmd == metrics-server || $cmd == serving-cert ]]; then cmd_args+=("$1")
       else die "unexpected argument $1 (see: $0 help)"; fi
       shift ;;
   esac
@@ -210,6 +224,7 @@ terminate() { # terminate PID...: SIGTERM, wait up to 15 s, SIGKILL, wait
 }
 stop_all() { # apiserver and its clients first (the apiserver shuts down slowly without etcd), then etcd
   local c pid first=() etcd=() left
+  ms_stop
   for c in kube-scheduler kube-controller-manager kube-apiserver; do pid=$(pid_of "$c") && first+=("$pid"); done
   pid=$(pid_of etcd) && etcd+=("$pid")
   while read -r pid; do
@@ -237,9 +252,9 @@ genkey() { # genkey FILE [rsa]
   fi
   chmod 600 "$1"
 }
-make_ca() {
-  local pki=$dir/pki
-  genkey "$pki/ca.key"
+make_ca() { # make_ca [BASE CN]: BASE.key + BASE.crt (default: the cluster CA)
+  local pki=$dir/pki base=${1:-$dir/pki/ca} cn=${2:-vk-$name-ca}
+  genkey "$base.key"
   cat >"$pki/openssl.cnf" <<'EOF'
 [req]
 distinguished_name = dn
@@ -251,13 +266,14 @@ basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign, digitalSignature
 subjectKeyIdentifier = hash
 EOF
-  openssl req -x509 -new -config "$pki/openssl.cnf" -extensions v3_ca -key "$pki/ca.key" \
-    -subj "/CN=vk-$name-ca" -days 3650 -sha256 -set_serial "0x$(openssl rand -hex 16)" \
-    -out "$pki/ca.crt" 2>/dev/null || die "openssl failed to make the CA"
+  openssl req -x509 -new -config "$pki/openssl.cnf" -extensions v3_ca -key "$base.key" \
+    -subj "/CN=$cn" -days 3650 -sha256 -set_serial "0x$(openssl rand -hex 16)" \
+    -out "$base.crt" 2>/dev/null || die "openssl failed to make the CA $base.crt"
 }
-# sign OUT_BASE SUBJECT EKU [SAN]: OUT_BASE.key + OUT_BASE.crt signed by the cluster CA
+# sign OUT_BASE SUBJECT EKU [SAN]: OUT_BASE.key + OUT_BASE.crt signed by the cluster CA (or by
+# the CA $sign_ca.crt/.key when sign_ca is set)
 sign() {
-  local base=$1 subj=$2 eku=$3 san=${4:-} pki=$dir/pki ku=digitalSignature
+  local base=$1 subj=$2 eku=$3 san=${4:-} pki=$dir/pki ku=digitalSignature ca=${sign_ca:-$dir/pki/ca}
   [[ $key_type == rsa ]] && ku+=", keyEncipherment"
   [[ -s $base.key ]] || genkey "$base.key"
   {
@@ -270,7 +286,7 @@ sign() {
     [[ -z $san ]] || echo "subjectAltName = $san"
   } >"$base.ext"
   openssl req -new -config "$pki/openssl.cnf" -key "$base.key" -subj "$subj" 2>/dev/null \
-    | openssl x509 -req -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+    | openssl x509 -req -CA "$ca.crt" -CAkey "$ca.key" -set_serial "0x$(openssl rand -hex 16)" \
         -days 825 -sha256 -extfile "$base.ext" -extensions leaf -out "$base.crt.tmp" 2>/dev/null \
     || die "openssl failed to sign $base.crt"
   mv -f "$base.crt.tmp" "$base.crt"
@@ -281,28 +297,32 @@ make_pki() {
   mkdir -p "$pki"; chmod 700 "$pki"
   [[ -s $pki/ca.crt && -s $pki/ca.key ]] || { rm -f "$pki"/*; make_ca; }
   [[ -s $pki/apiserver.crt ]] || sign "$pki/apiserver" "/CN=kube-apiserver" serverAuth \
-    "IP:127.0.0.1, IP:10.0.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1, IP:10.0.0.1, IP:$(ms_host_ip), DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
   [[ -s $pki/apiserver-kubelet-client.crt ]] || sign "$pki/apiserver-kubelet-client" \
     "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   [[ -s $pki/admin.crt ]] || sign "$pki/admin" "/O=system:masters/CN=admin" clientAuth
   [[ -s $pki/controller-manager.crt ]] || sign "$pki/controller-manager" \
     "/CN=system:kube-controller-manager" clientAuth
   [[ -s $pki/scheduler.crt ]] || sign "$pki/scheduler" "/CN=system:kube-scheduler" clientAuth
+  [[ -s $pki/front-proxy-ca.crt && -s $pki/front-proxy-ca.key ]] \
+    || { rm -f "$pki"/front-proxy-*; make_ca "$pki/front-proxy-ca" "vk-$name-front-proxy-ca"; }
+  [[ -s $pki/front-proxy-client.crt ]] || sign_ca=$pki/front-proxy-ca sign "$pki/front-proxy-client" \
+    "/CN=front-proxy-client" clientAuth
   if [[ ! -s $pki/sa.key || ! -s $pki/sa.pub ]]; then
     genkey "$pki/sa.key" rsa
     openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null || die "openssl failed on sa.key"
   fi
 }
 b64() { base64 -w0 <"$1"; }
-write_kubeconfig() { # write_kubeconfig OUT USER CERT KEY
-  local out=$1 user=$2 tmp="$1.tmp"
+write_kubeconfig() { # write_kubeconfig OUT USER CERT KEY [SERVER]
+  local out=$1 user=$2 tmp="$1.tmp" server=${5:-https://127.0.0.1:$APISERVER_PORT}
   cat >"$tmp" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
 - name: vk-$name
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: $server
     certificate-authority-data: $(b64 "$dir/pki/ca.crt")
 users:
 - name: $user
@@ -378,6 +398,11 @@ apiserver_args() {
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key"
     --service-cluster-ip-range=10.0.0.0/24 --endpoint-reconciler-type=none --allow-privileged=true
     --cert-dir="$dir/run/kube-apiserver")
+  # the aggregation layer (metrics-server); endpoint routing, as there is no kube-proxy
+  a+=(--requestheader-client-ca-file="$p/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client
+    --requestheader-extra-headers-prefix=X-Remote-Extra- --requestheader-group-headers=X-Remote-Group
+    --requestheader-username-headers=X-Remote-User --proxy-client-cert-file="$p/front-proxy-client.crt"
+    --proxy-client-key-file="$p/front-proxy-client.key" --enable-aggregator-routing=true)
   [[ $PROFILE != bench ]] || a+=(--max-requests-inflight=3000 --max-mutating-requests-inflight=1000
     --enable-priority-and-fairness=false)
   # shellcheck disable=SC2206
@@ -392,6 +417,7 @@ controller_manager_args() {
     --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key"
     --use-service-account-credentials=true --service-cluster-ip-range=10.0.0.0/24
     --flex-volume-plugin-dir="$dir/run/kube-controller-manager/flexvolume")
+  a+=(--horizontal-pod-autoscaler-sync-period=5s) # default 15 s; tests wait for scaling
   [[ $PROFILE != bench ]] || a+=(--kube-api-qps=1000 --kube-api-burst=2000
     --concurrent-deployment-syncs=50 --concurrent-replicaset-syncs=50 --concurrent-gc-syncs=50)
   # shellcheck disable=SC2206
@@ -422,6 +448,9 @@ start_component() { # start_component COMPONENT ARGS_FUNCTION
   mapfile -d '' -t args < <("$2")
   start "$1" "$BIN/$1" "${args[@]}"
 }
+
+# shellcheck source-path=SCRIPTDIR source=cluster/metrics-server.sh
+source "$here/cluster/metrics-server.sh"
 
 # ---------------------------------------------------------------- commands
 resolve_bin() {
@@ -584,6 +613,14 @@ case $cmd in
   env) cmd_env ;;
   node-kubeconfig) cmd_node_kubeconfig ;;
   bin) resolve_bin ;;
+  metrics-server)
+    case "${cmd_args[*]}" in
+      up) cmd_metrics_server_up ;;
+      down) cmd_metrics_server_down ;;
+      node-ip) require_config; ms_host_ip ;;
+      *) die "usage: $0 metrics-server up|down|node-ip" ;;
+    esac ;;
+  serving-cert) cmd_serving_cert ;;
   help) usage ;;
   *) die "unknown command '$cmd' (see: $0 help)" ;;
 esac

@@ -4,7 +4,8 @@
 # scripts/package-test.sh (dpkg-dev, binutils, lintian, mmdebstrap, systemd for systemd-analyze,
 # and cargo-deb from crates.io, pinned, into ~/.cargo/bin); with `--tests`, all of that and
 # Podman, runc and busybox-static (the engine and the local image behind the hyper provider's
-# tests). Go and Rust cannot be installed here.
+# tests), and iproute2, nftables and procps (metrics-server's network namespace, see
+# scripts/cluster/metrics-server.sh). Go and Rust cannot be installed here.
 set -euo pipefail
 
 # cargo-deb is pinned so that every machine builds the same packages.
@@ -24,6 +25,7 @@ if [[ ${1:-} == --package || ${1:-} == --tests ]]; then
 fi
 if [[ ${1:-} == --tests ]]; then
   package_of+=([podman]=podman [runc]=runc [busybox]=busybox-static)
+  package_of+=([ip]=iproute2 [nft]=nftables [sysctl]=procps)
 fi
 
 install_cargo_deb() {

@@ -13,8 +13,9 @@ scripts/install-deps.sh --tests || fail "missing tools (see README.md, 'Set up')
 started=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - started ))s)"; }
 
-step "control-plane binaries"
+step "control-plane binaries and metrics-server"
 scripts/cluster/build.sh >/dev/null
+scripts/cluster/build.sh metrics-server >/dev/null
 
 step "podman service and test image"
 podman_up=$(scripts/podman.sh up) || fail "scripts/podman.sh up failed"

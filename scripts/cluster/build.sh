@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) the control-plane binaries from the Go modules beside this script and prints the
 # directory that holds them. Binaries are cached under $HOME/.cache, keyed by the pinned versions.
+# `build.sh metrics-server` builds (once) and prints the directory of metrics-server instead, the
+# resource metrics API behind `kubectl top` and the HPA (scripts/cluster.sh metrics-server).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -9,9 +11,27 @@ module_version() { # module_version DIR MODULE
 }
 
 command -v go >/dev/null || { echo "cluster: go is not installed (needed to build the control plane)" >&2; exit 1; }
+cache=${VK_CLUSTER_CACHE:-$HOME/.cache/vk/control-plane}
+
+if [[ ${1:-} == metrics-server ]]; then
+  version=$(module_version "$here/metrics-server" sigs.k8s.io/metrics-server)
+  bin="$cache/metrics-server-$version"
+  if [[ ! -x "$bin/metrics-server" ]]; then
+    echo "cluster: building metrics-server $version into $bin (first time only)" >&2
+    mkdir -p "$bin.tmp"
+    (cd "$here/metrics-server" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+        -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$version" -o "$bin.tmp/" \
+        sigs.k8s.io/metrics-server/cmd/metrics-server)
+    rm -rf "$bin" && mv "$bin.tmp" "$bin"
+  fi
+  echo "$bin"
+  exit 0
+fi
+[[ $# == 0 ]] || { echo "cluster: usage: $0 [metrics-server]" >&2; exit 2; }
+
 k8s_version=$(module_version "$here/k8s" k8s.io/kubernetes)
 etcd_version=$(module_version "$here/etcd" go.etcd.io/etcd/server/v3)
-bin="${VK_CLUSTER_CACHE:-$HOME/.cache/vk/control-plane}/k8s-${k8s_version}_etcd-${etcd_version}"
+bin="$cache/k8s-${k8s_version}_etcd-${etcd_version}"
 
 if [[ ! -x "$bin/kubectl" || ! -x "$bin/kube-apiserver" || ! -x "$bin/kube-controller-manager" \
    || ! -x "$bin/kube-scheduler" || ! -x "$bin/etcd" ]]; then

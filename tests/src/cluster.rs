@@ -41,7 +41,8 @@
 //!   last run): `NODE.log` for each `vk` (stdout and stderr, every restart appended),
 //!   `watchdog.log`, `cluster-up.log` (the output of `cluster.sh up`), and after teardown of a
 //!   fresh cluster `cluster-logs/` (etcd, kube-apiserver, kube-controller-manager,
-//!   kube-scheduler). The last ten finished runs are kept.
+//!   kube-scheduler, and metrics-server if a test started it). The last ten finished runs are
+//!   kept.
 //! * While the tests run, or for a kept cluster: `~/.cache/vk/clusters/NAME/logs/`.
 //! * A test that panics while holding a `VkProcess` prints the tail of that vk's log.
 
@@ -49,7 +50,7 @@ use std::{
     ffi::{OsStr, OsString},
     fs,
     io::Write,
-    net::TcpListener,
+    net::{IpAddr, TcpListener},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{ChildStdin, Command, Output, Stdio},
@@ -560,6 +561,28 @@ impl Cluster {
         PathBuf::from(path)
     }
 
+    /// A kubelet serving certificate and key for node `name` with IP SANs `ips`, signed by the
+    /// cluster CA (`cluster.sh serving-cert`): what a vk needs that is dialled on another address
+    /// than 127.0.0.1 by a client that verifies it, such as metrics-server.
+    pub fn serving_cert(&self, name: &str, ips: &[IpAddr]) -> (PathBuf, PathBuf) {
+        let output = cluster_sh(!self.kept)
+            .args(["serving-cert", name])
+            .args(ips.iter().map(ToString::to_string))
+            .args(["--name", &self.name])
+            .arg("--dir")
+            .arg(&self.dir)
+            .output()
+            .expect("cannot run cluster.sh");
+        assert!(
+            output.status.success(),
+            "{}",
+            describe(&format!("cluster.sh serving-cert {name}"), &output)
+        );
+        let cert = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        let key = cert.with_extension("key");
+        (cert, key)
+    }
+
     /// A new namespace `PREFIX-RUN-N`, labelled `vk-test-run=RUN`, whose `default` service
     /// account exists (pods can be created at once); deleted when the guard is dropped.
     pub fn namespace(&'static self, prefix: &str) -> Namespace {
@@ -611,7 +634,7 @@ pub async fn client_from(kubeconfig: &Path) -> kube::Client {
 
 /// scripts/cluster.sh, without this run's marker; for a fresh cluster also without the
 /// cluster.sh settings of the environment.
-fn cluster_sh(fresh: bool) -> Command {
+pub(crate) fn cluster_sh(fresh: bool) -> Command {
     let mut command = Command::new(paths::workspace().join("scripts/cluster.sh"));
     command.env_remove(RUN_ENV).stdin(Stdio::null());
     if fresh {

@@ -6,6 +6,7 @@ pub mod aci;
 pub mod cluster;
 pub mod fixtures;
 pub mod kubelet_client;
+pub mod metrics_server;
 pub mod paths;
 pub mod podman;
 pub mod vk_process;

@@ -21,6 +21,7 @@ use std::{
     fmt::Write as _,
     fs,
     io::Write as _,
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
@@ -48,7 +49,7 @@ impl Cluster {
 }
 
 /// How to start a `vk`: defaults are the mock provider without configuration, log level debug,
-/// node name `vk-RUN-N`, node IP 127.0.0.1 and a free port.
+/// node name `vk-RUN-N`, node IP 127.0.0.1 (see [`VkBuilder::node_ip`]) and a free port.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until start()"]
 pub struct VkBuilder {
@@ -58,6 +59,8 @@ pub struct VkBuilder {
     provider_config: Option<String>,
     log_level: String,
     kubeconfig: Option<PathBuf>,
+    node_ip: IpAddr,
+    serving_ips: Option<Vec<IpAddr>>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
 }
@@ -72,6 +75,8 @@ impl VkBuilder {
             provider_config: None,
             log_level: "debug".into(),
             kubeconfig: None,
+            node_ip: Ipv4Addr::LOCALHOST.into(),
+            serving_ips: None,
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -135,6 +140,21 @@ impl VkBuilder {
         self
     }
 
+    /// `--node-ip` (default 127.0.0.1); for another address vk also gets a serving certificate
+    /// for it signed by the cluster CA ([`Cluster::serving_cert`]), as metrics-server verifies
+    /// it (see [`crate::metrics_server`]).
+    pub fn node_ip(mut self, ip: IpAddr) -> Self {
+        self.node_ip = ip;
+        self
+    }
+
+    /// The IP SANs of that serving certificate instead of the node IP: a certificate that
+    /// does not name the address vk is dialled on.
+    pub fn serving_cert_ips(mut self, ips: &[IpAddr]) -> Self {
+        self.serving_ips = Some(ips.to_vec());
+        self
+    }
+
     /// Runs vk with these credentials instead of the node's own.
     pub fn kubeconfig(mut self, path: PathBuf) -> Self {
         self.kubeconfig = Some(path);
@@ -168,12 +188,22 @@ impl VkBuilder {
             "--plugin-dir".into(),
             paths::build_dir().into(),
             "--node-ip".into(),
-            "127.0.0.1".into(),
+            self.node_ip.to_string().into(),
             "--listen-port".into(),
             port.to_string().into(),
             "--log-level".into(),
             self.log_level.into(),
         ];
+        if !self.node_ip.is_loopback() || self.serving_ips.is_some() {
+            let ips = self.serving_ips.unwrap_or_else(|| vec![self.node_ip]);
+            let (cert, key) = self.cluster.serving_cert(&node, &ips);
+            args.extend([
+                "--tls-cert-file".into(),
+                cert.into(),
+                "--tls-private-key-file".into(),
+                key.into(),
+            ]);
+        }
         if let Some(contents) = self.provider_config {
             let path = run_dir.join(format!("{node}.provider-config"));
             fs::write(&path, contents.replace(NODE_PLACEHOLDER, &node))

@@ -1,4 +1,7 @@
-//! Synthesised stats: each container uses a steady, name-derived amount of CPU and memory.
+//! Synthesised stats: each container uses a steady, name-derived amount of CPU and memory. The
+//! cumulative CPU is exact to the nanosecond at millisecond instants (the precision of the
+//! kubelet's resource metrics), so metrics-server, which divides the CPU used between two scrapes
+//! by the time between them, shows exactly the steady amount.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -19,12 +22,19 @@ fn usage(pod: &MockPod, container: &str) -> (u64, u64) {
     ((1 + seed % 10) * 1_000_000, (8 + (seed >> 8) % 56) * MIB)
 }
 
+/// The current time, truncated to the millisecond.
+fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
+}
+
 fn cpu(now: &Timestamp, started: &Timestamp, nano_cores: u64) -> CpuStats {
-    let seconds = u64::try_from(now.duration_since(*started).as_secs()).unwrap_or(0);
+    let nanos = u128::try_from(now.duration_since(*started).as_nanos()).unwrap_or(0);
+    let used = u128::from(nano_cores) * nanos / 1_000_000_000;
     CpuStats {
         time: Time(*now),
         usage_nano_cores: Some(nano_cores),
-        usage_core_nano_seconds: Some(nano_cores * seconds),
+        usage_core_nano_seconds: Some(u64::try_from(used).unwrap_or(u64::MAX)),
     }
 }
 
@@ -39,7 +49,10 @@ fn memory(now: &Timestamp, bytes: u64) -> MemoryStats {
 }
 
 pub fn pod_stats(pod: &MockPod) -> PodStats {
-    let now = Timestamp::now();
+    pod_stats_at(pod, &now())
+}
+
+fn pod_stats_at(pod: &MockPod, now: &Timestamp) -> PodStats {
     let containers: Vec<_> = pod
         .containers
         .iter()
@@ -48,8 +61,8 @@ pub fn pod_stats(pod: &MockPod) -> PodStats {
             ContainerStats {
                 name: c.name.clone(),
                 start_time: Some(Time(pod.started)),
-                cpu: Some(cpu(&now, &pod.started, nano_cores)),
-                memory: Some(memory(&now, bytes)),
+                cpu: Some(cpu(now, &pod.started, nano_cores)),
+                memory: Some(memory(now, bytes)),
             }
         })
         .collect();
@@ -66,14 +79,15 @@ pub fn pod_stats(pod: &MockPod) -> PodStats {
         },
         start_time: Some(Time(pod.started)),
         containers,
-        cpu: Some(cpu(&now, &pod.started, nano_cores)),
-        memory: Some(memory(&now, bytes)),
+        cpu: Some(cpu(now, &pod.started, nano_cores)),
+        memory: Some(memory(now, bytes)),
     }
 }
 
 pub fn summary<'a>(node_name: &str, pods: impl Iterator<Item = &'a MockPod>) -> Summary {
-    let pods: Vec<_> = pods.map(pod_stats).collect();
-    let now = Timestamp::now();
+    // One instant for the whole node: its CPU is the sum of its pods'.
+    let now = now();
+    let pods: Vec<_> = pods.map(|pod| pod_stats_at(pod, &now)).collect();
     let sum = |f: fn(&PodStats) -> Option<u64>| pods.iter().filter_map(f).sum::<u64>();
     let nano_cores = sum(|p| p.cpu.as_ref()?.usage_nano_cores);
     let core_nano_seconds = sum(|p| p.cpu.as_ref()?.usage_core_nano_seconds);

@@ -357,6 +357,30 @@ fn stats_cover_every_pod_and_container() {
 }
 
 #[test]
+fn stats_are_taken_at_one_millisecond_instant_for_the_whole_node() {
+    let client = client();
+    client.create_pod(&pod("a")).unwrap();
+    client.create_pod(&pod("b")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let summary = client.stats_summary().unwrap();
+    let node = summary.node.cpu.unwrap();
+    assert_eq!(node.time.0.subsec_nanosecond() % 1_000_000, 0);
+    let pods: Vec<_> = summary
+        .pods
+        .iter()
+        .map(|p| p.cpu.clone().unwrap())
+        .collect();
+    assert!(pods.iter().all(|cpu| cpu.time == node.time));
+    let used: u64 = pods
+        .iter()
+        .map(|cpu| cpu.usage_core_nano_seconds.unwrap())
+        .sum();
+    assert_eq!(node.usage_core_nano_seconds, Some(used));
+    // 20 ms at 1 to 10 millicores each: the CPU used grows by the nanosecond, not by the second.
+    assert!(pods.iter().all(|cpu| cpu.usage_core_nano_seconds > Some(0)));
+}
+
+#[test]
 fn bad_config_is_refused() {
     let module = vk_abi::export::root_module::<super::MockProvider>("mock", "test");
     let init = ProviderInit {
