@@ -3,14 +3,12 @@ use super::*;
 #[test]
 fn self_signed_config_builds() {
     let ips = ["127.0.0.1".parse().unwrap()];
-    let config = server_config(
-        ServingCert::SelfSigned {
-            node_name: "vk",
-            ips: &ips,
-        },
-        &[],
-    )
-    .unwrap();
+    let serving = ServingCert::SelfSigned {
+        node_name: "vk",
+        ips: &ips,
+    };
+    let cell = Arc::new(CertCell::new(serving.certified_key().unwrap()));
+    let config = server_config(cell, &[]).unwrap();
     assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
 }
 
@@ -20,7 +18,7 @@ fn missing_files_are_named_in_the_error() {
         cert: Path::new("/nonexistent.crt"),
         key: Path::new("/nonexistent.key"),
     };
-    let error = server_config(serving, &[]).unwrap_err();
+    let error = serving.certified_key().unwrap_err();
     assert_eq!(
         error.to_string(),
         "cannot read certificate /nonexistent.crt"
