@@ -58,6 +58,7 @@ pub struct VkBuilder {
     provider_config: Option<String>,
     log_level: String,
     kubeconfig: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
 }
@@ -72,6 +73,7 @@ impl VkBuilder {
             provider_config: None,
             log_level: "debug".into(),
             kubeconfig: None,
+            cert_dir: None,
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -141,6 +143,14 @@ impl VkBuilder {
         self
     }
 
+    /// Joins by TLS bootstrap instead: `--bootstrap-kubeconfig` with a new bootstrap token
+    /// ([`Cluster::bootstrap_kubeconfig`]), `--cert-dir cert_dir`, and `--kubeconfig` at a path
+    /// that vk writes once it has its certificate (`RUN/NODE.kubeconfig`).
+    pub fn bootstrap(mut self, cert_dir: &Path) -> Self {
+        self.cert_dir = Some(cert_dir.to_path_buf());
+        self
+    }
+
     /// Starts vk and waits until its node is Ready.
     pub fn start_ready(self, timeout: Duration) -> VkProcess {
         let mut vk = self.start();
@@ -153,12 +163,19 @@ impl VkBuilder {
     pub fn start(self) -> VkProcess {
         let node = cluster::unique_name(&self.node_prefix);
         let port = cluster::free_port();
-        let kubeconfig = match self.kubeconfig {
-            Some(path) => path,
-            None => self.cluster.node_kubeconfig(&node),
-        };
         let run_dir = cluster::run_dir();
-        let mut args: Vec<OsString> = vec![
+        let mut args: Vec<OsString> = Vec::new();
+        let kubeconfig = match (self.kubeconfig, self.cert_dir) {
+            (Some(path), _) => path,
+            (None, Some(cert_dir)) => {
+                let bootstrap = self.cluster.bootstrap_kubeconfig(&node);
+                args.extend(["--bootstrap-kubeconfig".into(), bootstrap.into()]);
+                args.extend(["--cert-dir".into(), cert_dir.into()]);
+                run_dir.join(format!("{node}.kubeconfig"))
+            }
+            (None, None) => self.cluster.node_kubeconfig(&node),
+        };
+        args.extend::<[OsString; 14]>([
             "--kubeconfig".into(),
             kubeconfig.clone().into(),
             "--nodename".into(),
@@ -173,7 +190,7 @@ impl VkBuilder {
             port.to_string().into(),
             "--log-level".into(),
             self.log_level.into(),
-        ];
+        ]);
         if let Some(contents) = self.provider_config {
             let path = run_dir.join(format!("{node}.provider-config"));
             fs::write(&path, contents.replace(NODE_PLACEHOLDER, &node))
@@ -273,7 +290,8 @@ impl VkProcess {
         self.port
     }
 
-    /// The node's kubeconfig (`system:node:NAME`).
+    /// The node's kubeconfig (`system:node:NAME`; with [`VkBuilder::bootstrap`], the one vk
+    /// writes).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
