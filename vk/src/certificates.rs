@@ -163,8 +163,10 @@ pub async fn credentials(
     config.auth_info = AuthInfo::default();
     if let Some(path) = kubeconfig
         && (bootstrapped || !path.exists())
+        && let Err(error) = write_kubeconfig(path, bootstrap, &store.current_path())
     {
-        write_kubeconfig(path, bootstrap, &store.current_path())?;
+        // Only other programs read it: vk goes on with the certificate.
+        log::warn!("{}", error_chain(&error));
     }
     let identity = ClientIdentity::new(tls::certified_key(
         pair.certs.clone(),

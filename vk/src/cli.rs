@@ -66,11 +66,11 @@ pub struct RunArgs {
     /// kubeconfig with a bootstrap token: when --kubeconfig is missing or holds no valid
     /// credentials, vk requests a client certificate with it (TLS bootstrap), keeps it in
     /// --cert-dir and writes --kubeconfig (when given) to use it.
-    #[arg(long)]
+    #[arg(long, env = "VK_BOOTSTRAP_KUBECONFIG")]
     pub bootstrap_kubeconfig: Option<PathBuf>,
     /// Directory of the certificates vk gets from the cluster (kubelet-client-current.pem,
     /// kubelet-server-current.pem).
-    #[arg(long, default_value = "/var/lib/vk/pki")]
+    #[arg(long, env = "VK_CERT_DIR", default_value = "/var/lib/vk/pki")]
     pub cert_dir: PathBuf,
     /// Renew the client certificate of --cert-dir before it expires.
     #[arg(long)]
