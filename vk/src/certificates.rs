@@ -18,10 +18,12 @@ use std::{
     time::Duration,
 };
 
+use base64::{Engine as _, prelude::BASE64_STANDARD};
 use kube::{
     Config,
     config::{AuthInfo, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedContext},
 };
+use rustls::pki_types::{CertificateDer, pem::PemObject as _};
 use vk_abi::error_chain;
 
 pub use identity::ClientIdentity;
@@ -39,10 +41,10 @@ const WAIT_LIMIT: Duration = Duration::from_secs(15 * 60);
 pub enum CertError {
     #[error(transparent)]
     Request(#[from] RequestError),
-    #[error("the certificate directory")]
+    #[error("cannot use the certificate directory")]
     Store(#[from] StoreError),
-    #[error("the certificate is unusable")]
-    Tls(#[source] rustls::Error),
+    #[error("cannot build the TLS configuration of the client certificate")]
+    ClientTls(#[source] rustls::Error),
     #[error("the certificate is unusable")]
     Certified(#[from] tls::TlsError),
     #[error("cannot read the bootstrap kubeconfig")]
@@ -197,24 +199,29 @@ async fn own_kubeconfig(path: &Path, store: &Store) -> Option<Config> {
         .find(|a| a.name == user)?
         .auth_info
         .clone()?;
-    if let Some(cert) = &auth.client_certificate {
-        if Path::new(cert) == store.current_path() {
-            return None;
-        }
-        let pem = std::fs::read(cert).ok()?;
-        let certs: Vec<_> = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
-            .collect::<Result<Vec<rustls::pki_types::CertificateDer<'_>>, _>>()
-            .ok()?;
-        unexpired(certs.first()?).then_some(())?;
+    let pem = match (&auth.client_certificate, &auth.client_certificate_data) {
+        (Some(cert), _) if Path::new(cert) == store.current_path() => return None,
+        (Some(cert), _) => Some(std::fs::read(cert).ok()?),
+        (None, Some(data)) => Some(BASE64_STANDARD.decode(data).ok()?),
+        (None, None) => None,
+    };
+    if let Some(pem) = pem
+        && !unexpired(&pem)
+    {
+        return None;
     }
     Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
         .await
         .ok()
 }
 
-fn unexpired(cert: &[u8]) -> bool {
+/// Whether the first certificate of `pem` is still valid.
+fn unexpired(pem: &[u8]) -> bool {
     use x509_parser::prelude::FromDer as _;
-    x509_parser::certificate::X509Certificate::from_der(cert)
+    let Some(Ok(cert)) = CertificateDer::pem_slice_iter(pem).next() else {
+        return false;
+    };
+    x509_parser::certificate::X509Certificate::from_der(&cert)
         .is_ok_and(|(_, c)| c.validity().not_after.timestamp() > rotation::now())
 }
 

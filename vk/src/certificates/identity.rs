@@ -61,12 +61,12 @@ impl ClientIdentity {
         for der in config.root_cert.iter().flatten() {
             roots
                 .add(CertificateDer::from(der.clone()))
-                .map_err(CertError::Tls)?;
+                .map_err(CertError::ClientTls)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(CertError::Tls)?
+            .map_err(CertError::ClientTls)?
             .with_root_certificates(roots)
             .with_client_cert_resolver(self.cell.clone());
         let mut http = HttpConnector::new();

@@ -64,3 +64,22 @@ fn client_certificates_are_verified_against_the_client_ca() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_replaced_certificate_is_what_the_next_handshake_gets() {
+    let make = |node_name| {
+        ServingCert::SelfSigned {
+            node_name,
+            ips: &[],
+        }
+        .certified_key()
+        .unwrap()
+    };
+    let cell = CertCell::new(make("first"));
+    let held = cell.current();
+    cell.replace(make("second"));
+    let current = ResolvesClientCert::resolve(&cell, &[], &[]).unwrap();
+    assert_ne!(current.cert, held.cert);
+    // A connection holding the first keeps it.
+    assert_eq!(held.cert.len(), 1);
+}

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use crate::certificates::request::Template;
 
-/// A scratch directory under the target directory, emptied first.
+/// A scratch directory of this test process, emptied first.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vk-store-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
