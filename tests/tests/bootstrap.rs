@@ -255,6 +255,51 @@ fn the_serving_certificate_is_self_signed_until_an_approved_csr_is_issued() {
     vk.assert_running();
 }
 
+#[test]
+fn a_refused_bootstrap_token_is_retried_without_crashing_or_logging_it() {
+    let cluster = Cluster::shared();
+    let good = fs::read_to_string(cluster.bootstrap_kubeconfig(&cluster::unique_name("refused")))
+        .expect("the bootstrap kubeconfig");
+    let token = good
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("a token in the bootstrap kubeconfig");
+    let (id, _) = token.split_once('.').expect("ID.SECRET");
+    let wrong = format!("{id}.0123456789abcdef");
+    let bad = cluster::run_dir().join(cluster::unique_name("refused.bootstrap-kubeconfig"));
+    fs::write(&bad, good.replace(token, &wrong)).unwrap();
+    let unwritten = cluster::run_dir().join(cluster::unique_name("refused.kubeconfig"));
+    let mut vk = cluster
+        .vk()
+        .node_prefix("refused")
+        .kubeconfig(unwritten.clone())
+        .arg("--bootstrap-kubeconfig")
+        .arg(&bad)
+        .arg("--cert-dir")
+        .arg(cert_dir())
+        .start();
+    wait_for(
+        "vk to retry the refused token",
+        Duration::from_secs(30),
+        || {
+            vk.assert_running();
+            vk.log()
+                .matches("TLS bootstrap: the API server refused the credentials (401)")
+                .count()
+                >= 2
+        },
+    );
+    let log = vk.log();
+    assert!(!log.contains("0123456789abcdef"), "{}", vk.log_tail(20));
+    assert!(!log.contains(token), "{}", vk.log_tail(20));
+    let node = cluster.kubectl(["get", "node", vk.node_name()]);
+    assert!(
+        !node.status.success(),
+        "the node registered without a certificate"
+    );
+    assert!(!unwritten.exists());
+}
+
 /// Approves the node's pending serving CSRs until `stop`, as an operator (or an approving
 /// controller) would.
 fn approve_serving_csrs(cluster: &Cluster, node: &str, stop: &AtomicBool) {
