@@ -34,7 +34,8 @@ use request::{RequestError, Template};
 use rotation::{RetryDelays, Rotation};
 use store::{Store, StoreError};
 
-/// How long a CSR may stay unanswered before vk asks again (the kubelet's rotation limit).
+/// How long a CSR may stay unanswered before vk asks again: the kubelet's limit for renewals
+/// (its bootstrap waits an hour; vk asks again sooner, which costs only a CSR).
 const WAIT_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
@@ -130,23 +131,7 @@ pub async fn credentials(
         .await
         .map_err(CertError::Bootstrap)?;
     let template = Template::client(&settings.node_name);
-    let pair = match store.load() {
-        Ok(Some(pair)) => match template.mismatch(&pair, rotation::now()) {
-            None => Some(pair),
-            Some(why) => {
-                log::info!(
-                    "not using the client certificate {}: {why}",
-                    store.current_path().display()
-                );
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(error) => {
-            log::warn!("not using the client certificate: {}", error_chain(&error));
-            None
-        }
-    };
+    let pair = stored(&store, &template);
     let (pair, bootstrapped) = match pair {
         Some(pair) => {
             log::info!(
@@ -170,10 +155,7 @@ pub async fn credentials(
         // Only other programs read it: vk goes on with the certificate.
         log::warn!("{}", error_chain(&error));
     }
-    let identity = ClientIdentity::new(tls::certified_key(
-        pair.certs.clone(),
-        pair.key.clone_key(),
-    )?);
+    let identity = ClientIdentity::new(pair.certified_key()?);
     Ok(Credentials {
         config,
         identity: Some(StoreIdentity { identity, pair }),
@@ -225,6 +207,30 @@ fn unexpired(pem: &[u8]) -> bool {
         .is_ok_and(|(_, c)| c.validity().not_after.timestamp() > rotation::now())
 }
 
+/// The stored pair if it still fits `template` (why not is logged).
+fn stored(store: &Store, template: &Template) -> Option<store::Pair> {
+    let what = template.signer.what();
+    let path = store.current_path();
+    match store.load() {
+        Ok(Some(pair)) => match template.mismatch(&pair, rotation::now()) {
+            None => Some(pair),
+            Some(why) => {
+                log::info!("not using the {what} {}: {why}", path.display());
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            log::warn!(
+                "not using the {what} {}: {}",
+                path.display(),
+                error_chain(&error)
+            );
+            None
+        }
+    }
+}
+
 /// TLS bootstrap: a client certificate requested with the bootstrap credentials, retried until
 /// the cluster issues one.
 async fn bootstrap_client(
@@ -241,7 +247,7 @@ async fn bootstrap_client(
     loop {
         let attempt = async {
             let client = client::rate_limited(bootstrap.clone(), None, 5.0, 10)
-                .map_err(CertError::Bootstrap)?;
+                .map_err(CertError::Client)?;
             rotation::obtain(client, template, store, settings, true).await
         };
         match attempt.await {
@@ -359,23 +365,7 @@ pub fn serving(
 ) -> Result<(Arc<tls::CertCell>, impl Future<Output = ()> + use<>), CertError> {
     let template = Template::serving(&settings.node_name, ips);
     let store = Store::new(&settings.cert_dir, request::Signer::Serving.prefix());
-    let stored = match store.load() {
-        Ok(Some(pair)) => match template.mismatch(&pair, rotation::now()) {
-            None => Some(pair),
-            Some(why) => {
-                log::info!(
-                    "not using the serving certificate {}: {why}",
-                    store.current_path().display()
-                );
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(error) => {
-            log::warn!("not using the serving certificate: {}", error_chain(&error));
-            None
-        }
-    };
+    let stored = stored(&store, &template);
     let cell = match &stored {
         Some(pair) => {
             log::info!(
@@ -383,10 +373,7 @@ pub fn serving(
                 store.current_path().display(),
                 rotation::time(pair.not_after)
             );
-            tls::CertCell::new(tls::certified_key(
-                pair.certs.clone(),
-                pair.key.clone_key(),
-            )?)
+            tls::CertCell::new(pair.certified_key()?)
         }
         None => {
             log::warn!(

@@ -146,7 +146,8 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     };
     let (api_for_server, provider_for_server, store_for_server) =
         (api.clone(), provider.clone(), store.clone());
-    let serving = serving_certificate(&args, &certificates, api.clone(), node_ip)?;
+    let (tls, renewal) = serving_tls(&args, &certificates, api.clone(), node_ip, &client_ca)?;
+    certificate_tasks.extend(renewal.map(tokio::spawn));
     let pods = PodController::new(pod_settings, api, provider, recorder, store);
 
     let server = server_state(
@@ -156,7 +157,6 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         store_for_server,
         &client_ca,
     )?;
-    let tls = serving_tls(serving, &client_ca, &mut certificate_tasks)?;
     let listener = TcpListener::bind((node_ip, args.listen_port))
         .await
         .with_context(|| {
@@ -256,49 +256,45 @@ fn certificate_settings(args: &RunArgs) -> certificates::Settings {
     settings
 }
 
-/// The serving certificate: the given files, one from the cluster (renewed by the returned
+/// The kubelet API's TLS: the given certificate, one from the cluster (renewed by the returned
 /// task), or a self-signed one (with a warning).
-type Serving = (Arc<tls::CertCell>, Option<BoxFuture<'static, ()>>);
-
-fn serving_certificate(
+fn serving_tls(
     args: &RunArgs,
     settings: &certificates::Settings,
     api: kube::Client,
     node_ip: IpAddr,
-) -> anyhow::Result<Serving> {
+    client_ca: &[CertificateDer<'static>],
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Option<BoxFuture<'static, ()>>)> {
     let ips = [node_ip];
-    let serving = match (&args.tls_cert_file, &args.tls_private_key_file) {
-        (Some(cert), Some(key)) => tls::ServingCert::Files { cert, key },
+    let (cell, renewal) = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let files = tls::ServingCert::Files { cert, key };
+            (Arc::new(tls::CertCell::new(files.certified_key()?)), None)
+        }
         _ if args.rotate_server_certificates => {
-            let (cell, rotation) = certificates::serving(settings, api, &ips)?;
-            return Ok((cell, Some(rotation.boxed())));
+            let (cell, renewal) = certificates::serving(settings, api, &ips)?;
+            (cell, Some(renewal.boxed()))
         }
         _ => {
             log::warn!(
                 "no --tls-cert-file given: serving the kubelet API with a self-signed certificate"
             );
-            tls::ServingCert::SelfSigned {
+            let self_signed = tls::ServingCert::SelfSigned {
                 node_name: &args.nodename,
                 ips: &ips,
-            }
+            };
+            (
+                Arc::new(tls::CertCell::new(self_signed.certified_key()?)),
+                None,
+            )
         }
     };
-    Ok((Arc::new(tls::CertCell::new(serving.certified_key()?)), None))
-}
-
-/// The kubelet API's TLS configuration; starts the serving certificate's renewal, if any.
-fn serving_tls(
-    (cell, rotation): Serving,
-    client_ca: &[CertificateDer<'static>],
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    tasks.extend(rotation.map(tokio::spawn));
     if client_ca.is_empty() {
         log::warn!(
             "no client CA (--client-ca-file or the kubeconfig's CA): client certificates are not accepted"
         );
     }
-    Ok(tls::server_config(cell, client_ca)?)
+    Ok((tls::server_config(cell, client_ca)?, renewal))
 }
 
 fn provider_init(args: &RunArgs, node_ip: IpAddr) -> anyhow::Result<ProviderInit> {

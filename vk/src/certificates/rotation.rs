@@ -13,7 +13,6 @@ use super::{
     request::{self, Signer, Template},
     store::{Pair, Store},
 };
-use crate::tls;
 
 /// Where in a certificate's lifetime it is renewed, as fractions of that lifetime.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,10 +156,7 @@ impl Rotation {
             false,
         )
         .await?;
-        (self.install)(tls::certified_key(
-            pair.certs.clone(),
-            pair.key.clone_key(),
-        )?);
+        (self.install)(pair.certified_key()?);
         Ok(pair)
     }
 }

@@ -10,8 +10,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    sign::CertifiedKey,
+};
 use x509_parser::{extensions::GeneralName, prelude::FromDer as _};
+
+use crate::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +58,11 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// The chain and key as TLS uses them.
+    pub fn certified_key(&self) -> Result<CertifiedKey, TlsError> {
+        tls::certified_key(self.certs.clone(), self.key.clone_key())
+    }
+
     /// Parses one PEM holding the chain and the key, in any order.
     pub fn from_pem(pem: &[u8]) -> Result<Pair, StoreError> {
         let certs = CertificateDer::pem_slice_iter(pem)
