@@ -1,9 +1,9 @@
 //! vk's identity from the cluster, as a kubelet gets it: it joins with only a bootstrap token
 //! (`cluster.sh bootstrap-kubeconfig`), keeps the issued client certificate in `--cert-dir` and
-//! reuses it; with `--rotate-server-certificates` it serves a self-signed certificate until
-//! someone approves its serving CSR (`kubectl certificate approve`), then one `openssl s_client`
-//! verifies against the cluster CA; short-lived certificates are renewed while an exec stream
-//! stays open.
+//! reuses it (another node does not); a refused token is retried; with
+//! `--rotate-server-certificates` it serves a self-signed certificate until someone approves its
+//! serving CSR (`kubectl certificate approve`), then `openssl s_client` verifies it against the
+//! cluster CA; short-lived certificates are renewed while an exec stream stays open.
 //!
 //! Needs `cargo build --workspace` (for `vk` and `libvk_mock.so`).
 
@@ -198,6 +198,22 @@ fn a_node_joins_with_a_bootstrap_token_and_reuses_its_certificate() {
         "{}",
         vk.log_tail(40)
     );
+
+    // Another node does not take this node's certificate: it bootstraps its own.
+    vk.stop();
+    let other = cluster
+        .vk()
+        .node_prefix("boot")
+        .bootstrap(&cert_dir)
+        .start_ready(READY);
+    assert!(
+        other
+            .log()
+            .contains(&format!("it is for system:node:{node}")),
+        "{}",
+        other.log_tail(40)
+    );
+    assert_eq!(pair_files(&cert_dir, "kubelet-client").len(), 2);
 }
 
 #[test]
