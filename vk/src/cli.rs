@@ -61,6 +61,8 @@ pub enum Generated {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// kubeconfig file; without it and without $KUBECONFIG, ~/.kube/config, then in-cluster.
+    /// With --bootstrap-kubeconfig: used if its credentials are valid, else written after TLS
+    /// bootstrap.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// kubeconfig with a bootstrap token: when --kubeconfig is missing or holds no valid
