@@ -19,6 +19,12 @@
 #                       O=system:nodes), creating it if missing. Also leaves a kubelet serving cert
 #                       signed by the cluster CA next to it (serving.crt/serving.key; SANs NAME,
 #                       localhost, 127.0.0.1). `up` creates node "virtual-kubelet".
+#   bootstrap-kubeconfig NAME
+#                       create a bootstrap token for node NAME (Secret kube-system/bootstrap-token-ID,
+#                       group system:bootstrappers:vk, expires in 24 h) and print a kubeconfig with
+#                       it and the cluster CA on stdout, for `vk --bootstrap-kubeconfig`. The node's
+#                       client CSR is approved automatically; its serving CSRs are not (kubectl
+#                       certificate approve).
 #   bin                 print the directory holding the binaries (runs build.sh).
 #   metrics-server up|down|node-ip
 #                       up: start metrics-server (built by `build.sh metrics-server`) in a network
@@ -53,7 +59,8 @@
 # Layout of the cluster directory:
 #   admin.kubeconfig                 cluster-admin (CN=admin, O=system:masters), certs embedded
 #   nodes/NAME/kubeconfig            node identity; node.crt/node.key, serving.crt/serving.key beside it
-#   pki/ca.crt, pki/ca.key           cluster CA (also signs CSRs through the controller-manager)
+#   pki/ca.crt, pki/ca.key           cluster CA (also signs CSRs through the controller-manager, for
+#                                    every signer: kubelet client and serving certificates too)
 #   pki/front-proxy-ca.{crt,key}, pki/front-proxy-client.{crt,key}
 #                                    the aggregation layer's request-header CA and the apiserver's
 #                                    client identity toward extension apiservers (metrics-server)
@@ -101,7 +108,7 @@ while (($#)); do
     -*) die "unknown option $1 (see: $0 help)" ;;
     *)
       if [[ -z $cmd ]]; then cmd=$1
-      elif [[ $cmd == node-kubeconfig && -z $node_arg ]]; then node_arg=$1
+      elif [[ $cmd == node-kubeconfig || $cmd == bootstrap-kubeconfig ]] && [[ -z $node_arg ]]; then node_arg=$1
       elif [[ $cmd == metrics-server || $cmd == serving-cert ]]; then cmd_args+=("$1")
       else die "unexpected argument $1 (see: $0 help)"; fi
       shift ;;
@@ -403,6 +410,7 @@ apiserver_args() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- --requestheader-group-headers=X-Remote-Group
     --requestheader-username-headers=X-Remote-User --proxy-client-cert-file="$p/front-proxy-client.crt"
     --proxy-client-key-file="$p/front-proxy-client.key" --enable-aggregator-routing=true)
+  a+=(--enable-bootstrap-token-auth=true)
   [[ $PROFILE != bench ]] || a+=(--max-requests-inflight=3000 --max-mutating-requests-inflight=1000
     --enable-priority-and-fairness=false)
   # shellcheck disable=SC2206
@@ -418,6 +426,7 @@ controller_manager_args() {
     --use-service-account-credentials=true --service-cluster-ip-range=10.0.0.0/24
     --flex-volume-plugin-dir="$dir/run/kube-controller-manager/flexvolume")
   a+=(--horizontal-pod-autoscaler-sync-period=5s) # default 15 s; tests wait for scaling
+  a+=("--controllers=*,bootstrapsigner,tokencleaner")
   [[ $PROFILE != bench ]] || a+=(--kube-api-qps=1000 --kube-api-burst=2000
     --concurrent-deployment-syncs=50 --concurrent-replicaset-syncs=50 --concurrent-gc-syncs=50)
   # shellcheck disable=SC2206
@@ -552,8 +561,26 @@ cmd_up() {
     fi
     sleep 0.3
   done
+  bootstrap_rbac
   log "cluster '$name' is up ($(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')s)"
   export_line
+}
+
+bootstrap_rbac() { # the bindings kubeadm makes for TLS bootstrap; serving CSRs stay manual
+  local binding role group manifest=""
+  for binding in "vk:kubelet-bootstrap system:node-bootstrapper system:bootstrappers" \
+    "vk:node-autoapprove-bootstrap system:certificates.k8s.io:certificatesigningrequests:nodeclient system:bootstrappers" \
+    "vk:node-autoapprove-certificate-rotation system:certificates.k8s.io:certificatesigningrequests:selfnodeclient system:nodes"; do
+    read -r binding role group <<<"$binding"
+    manifest+="---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: \"$binding\"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: \"$role\"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: \"$group\"}]
+"
+  done
+  kubectl_admin apply -f - >/dev/null <<<"$manifest" || die "cannot create the TLS bootstrap RBAC bindings"
 }
 
 cmd_down() { # down [keep]
@@ -605,6 +632,55 @@ cmd_node_kubeconfig() {
   make_node "$node_arg"
 }
 
+cmd_bootstrap_kubeconfig() {
+  [[ -n $node_arg ]] || die "usage: $0 bootstrap-kubeconfig NODE_NAME"
+  [[ ${#node_arg} -le 253 && $node_arg =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] \
+    || die "bad node name '$node_arg' (lowercase DNS subdomain)"
+  require_config
+  if ! pid_of kube-apiserver >/dev/null || ! apiserver_ready; then die "cluster '$name' is not up (run: $0 up)"; fi
+  bootstrap_rbac
+  local id secret expiration
+  id=$(LC_ALL=C tr -dc 'a-z0-9' </dev/urandom | head -c 6) || true
+  secret=$(LC_ALL=C tr -dc 'a-z0-9' </dev/urandom | head -c 16) || true
+  [[ ${#id} == 6 && ${#secret} == 16 ]] || die "cannot make a random token"
+  expiration=$(date -u -d '+24 hours' +%Y-%m-%dT%H:%M:%SZ)
+  kubectl_admin apply -f - >/dev/null <<EOF || die "cannot create the bootstrap token Secret"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bootstrap-token-$id
+  namespace: kube-system
+type: bootstrap.kubernetes.io/token
+stringData:
+  description: "vk bootstrap token for node $node_arg"
+  token-id: "$id"
+  token-secret: "$secret"
+  expiration: "$expiration"
+  usage-bootstrap-authentication: "true"
+  auth-extra-groups: "system:bootstrappers:vk"
+EOF
+  log "bootstrap token $id for node $node_arg (Secret kube-system/bootstrap-token-$id) expires $expiration"
+  cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: vk-$name
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(b64 "$dir/pki/ca.crt")
+users:
+- name: kubelet-bootstrap
+  user:
+    token: $id.$secret
+contexts:
+- name: vk-$name
+  context:
+    cluster: vk-$name
+    user: kubelet-bootstrap
+current-context: vk-$name
+EOF
+}
+
 case $cmd in
   up) cmd_up ;;
   down) cmd_down ;;
@@ -612,6 +688,7 @@ case $cmd in
   status) cmd_status ;;
   env) cmd_env ;;
   node-kubeconfig) cmd_node_kubeconfig ;;
+  bootstrap-kubeconfig) cmd_bootstrap_kubeconfig ;;
   bin) resolve_bin ;;
   metrics-server)
     case "${cmd_args[*]}" in

@@ -583,6 +583,31 @@ impl Cluster {
         (cert, key)
     }
 
+    /// A bootstrap kubeconfig for node `name` (`cluster.sh bootstrap-kubeconfig`: a new bootstrap
+    /// token of group `system:bootstrappers:vk`), written to the run directory.
+    pub fn bootstrap_kubeconfig(&self, name: &str) -> PathBuf {
+        let output = cluster_sh(!self.kept)
+            .args(["bootstrap-kubeconfig", name, "--name", &self.name])
+            .arg("--dir")
+            .arg(&self.dir)
+            .output()
+            .expect("cannot run cluster.sh");
+        assert!(
+            output.status.success(),
+            "{}",
+            describe(&format!("cluster.sh bootstrap-kubeconfig {name}"), &output)
+        );
+        let path = run_dir().join(format!("{name}.bootstrap-kubeconfig"));
+        fs::write(&path, &output.stdout)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path
+    }
+
+    /// The cluster CA, which also signs the certificates of CSRs.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("pki/ca.crt")
+    }
+
     /// A new namespace `PREFIX-RUN-N`, labelled `vk-test-run=RUN`, whose `default` service
     /// account exists (pods can be created at once); deleted when the guard is dropped.
     pub fn namespace(&'static self, prefix: &str) -> Namespace {

@@ -61,6 +61,7 @@ pub struct VkBuilder {
     kubeconfig: Option<PathBuf>,
     node_ip: IpAddr,
     serving_ips: Option<Vec<IpAddr>>,
+    cert_dir: Option<PathBuf>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
 }
@@ -77,6 +78,7 @@ impl VkBuilder {
             kubeconfig: None,
             node_ip: Ipv4Addr::LOCALHOST.into(),
             serving_ips: None,
+            cert_dir: None,
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -161,6 +163,14 @@ impl VkBuilder {
         self
     }
 
+    /// Joins by TLS bootstrap instead: `--bootstrap-kubeconfig` with a new bootstrap token
+    /// ([`Cluster::bootstrap_kubeconfig`]), `--cert-dir cert_dir`, and `--kubeconfig` at a path
+    /// that vk writes once it has its certificate (`RUN/NODE.kubeconfig`).
+    pub fn bootstrap(mut self, cert_dir: &Path) -> Self {
+        self.cert_dir = Some(cert_dir.to_path_buf());
+        self
+    }
+
     /// Starts vk and waits until its node is Ready.
     pub fn start_ready(self, timeout: Duration) -> VkProcess {
         let mut vk = self.start();
@@ -173,12 +183,19 @@ impl VkBuilder {
     pub fn start(self) -> VkProcess {
         let node = cluster::unique_name(&self.node_prefix);
         let port = cluster::free_port();
-        let kubeconfig = match self.kubeconfig {
-            Some(path) => path,
-            None => self.cluster.node_kubeconfig(&node),
-        };
         let run_dir = cluster::run_dir();
-        let mut args: Vec<OsString> = vec![
+        let mut args: Vec<OsString> = Vec::new();
+        let kubeconfig = match (self.kubeconfig, self.cert_dir) {
+            (Some(path), _) => path,
+            (None, Some(cert_dir)) => {
+                let bootstrap = self.cluster.bootstrap_kubeconfig(&node);
+                args.extend(["--bootstrap-kubeconfig".into(), bootstrap.into()]);
+                args.extend(["--cert-dir".into(), cert_dir.into()]);
+                run_dir.join(format!("{node}.kubeconfig"))
+            }
+            (None, None) => self.cluster.node_kubeconfig(&node),
+        };
+        args.extend::<[OsString; 14]>([
             "--kubeconfig".into(),
             kubeconfig.clone().into(),
             "--nodename".into(),
@@ -193,7 +210,7 @@ impl VkBuilder {
             port.to_string().into(),
             "--log-level".into(),
             self.log_level.into(),
-        ];
+        ]);
         if !self.node_ip.is_loopback() || self.serving_ips.is_some() {
             let ips = self.serving_ips.unwrap_or_else(|| vec![self.node_ip]);
             let (cert, key) = self.cluster.serving_cert(&node, &ips);
@@ -303,7 +320,8 @@ impl VkProcess {
         self.port
     }
 
-    /// The node's kubeconfig (`system:node:NAME`).
+    /// The node's kubeconfig (`system:node:NAME`; with [`VkBuilder::bootstrap`], the one vk
+    /// writes).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }

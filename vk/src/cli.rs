@@ -61,8 +61,34 @@ pub enum Generated {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// kubeconfig file; without it and without $KUBECONFIG, ~/.kube/config, then in-cluster.
+    /// With --bootstrap-kubeconfig: used if its credentials are valid, else written after TLS
+    /// bootstrap.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig with a bootstrap token: when --kubeconfig is missing or holds no valid
+    /// credentials, vk requests a client certificate with it (TLS bootstrap), keeps it in
+    /// --cert-dir and writes --kubeconfig (when given) to use it.
+    #[arg(long, env = "VK_BOOTSTRAP_KUBECONFIG")]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+    /// Directory of the certificates vk gets from the cluster (kubelet-client-current.pem,
+    /// kubelet-server-current.pem).
+    #[arg(long, env = "VK_CERT_DIR", default_value = "/var/lib/vk/pki")]
+    pub cert_dir: PathBuf,
+    /// Renew the client certificate of --cert-dir before it expires.
+    #[arg(long)]
+    pub rotate_certificates: bool,
+    /// Serve the kubelet API with a certificate of the kubernetes.io/kubelet-serving signer
+    /// (someone must approve its CSRs), renewed before it expires; self-signed until then.
+    /// Ignored with --tls-cert-file.
+    #[arg(long)]
+    pub rotate_server_certificates: bool,
+    /// Lifetime vk asks for in its CSRs (spec.expirationSeconds, at least 600), for tests.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(i32).range(600..))]
+    pub certificate_expiration_seconds: Option<i32>,
+    /// Renew certificates at this fraction of their lifetime instead of a random point between
+    /// 0.7 and 0.9, for tests.
+    #[arg(long, hide = true, value_parser = parse_fraction)]
+    pub certificate_renewal_fraction: Option<f64>,
     /// Name of the node to register.
     #[arg(long, env = "DEFAULT_NODE_NAME", default_value = "virtual-kubelet", value_parser = parse_node_name)]
     pub nodename: String,
@@ -171,6 +197,13 @@ impl OperatingSystem {
 fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value)
         .map_err(|error| format!("{error} (for example 30s, 1m, 1h30m)"))
+}
+
+fn parse_fraction(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Ok(fraction),
+        _ => Err("must be a number between 0 and 1".to_string()),
+    }
 }
 
 fn parse_qps(value: &str) -> Result<f64, String> {

@@ -9,6 +9,8 @@ use kube::{
 };
 use tower::limit::RateLimitLayer;
 
+use crate::certificates::ClientIdentity;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot read kubeconfig {path}")]
@@ -23,6 +25,8 @@ pub enum ClientError {
     Infer(#[source] kube::config::InferConfigError),
     #[error("cannot build a Kubernetes client")]
     Build(#[source] kube::Error),
+    #[error("cannot build a Kubernetes client for the client certificate")]
+    Identity(#[source] Box<crate::certificates::CertError>),
 }
 
 /// Loads the cluster configuration: `kubeconfig` when given, else the usual places.
@@ -43,11 +47,25 @@ pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ClientError> {
 }
 
 /// A client allowing `burst` requests at once and `qps` per second over time. Watches count
-/// once, when they are opened.
-pub fn rate_limited(config: Config, qps: f64, burst: u32) -> Result<Client, ClientError> {
+/// once, when they are opened. With `identity`, it authenticates with that rotating client
+/// certificate instead of `config`'s credentials.
+pub fn rate_limited(
+    config: Config,
+    identity: Option<&ClientIdentity>,
+    qps: f64,
+    burst: u32,
+) -> Result<Client, ClientError> {
     let window = Duration::from_secs_f64(f64::from(burst) / qps);
-    let builder = ClientBuilder::try_from(config).map_err(ClientError::Build)?;
-    Ok(builder
-        .with_layer(&RateLimitLayer::new(u64::from(burst), window))
-        .build())
+    let limit = RateLimitLayer::new(u64::from(burst), window);
+    Ok(match identity {
+        None => ClientBuilder::try_from(config)
+            .map_err(ClientError::Build)?
+            .with_layer(&limit)
+            .build(),
+        Some(identity) => identity
+            .client_builder(&config)
+            .map_err(|error| ClientError::Identity(Box::new(error)))?
+            .with_layer(&limit)
+            .build(),
+    })
 }

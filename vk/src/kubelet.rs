@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::Context;
+use futures::{FutureExt as _, future::BoxFuture};
 use k8s_openapi::{
     api::core::v1::{Node, Pod, Taint},
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
@@ -25,6 +26,7 @@ use vk_abi::ProviderInit;
 
 use crate::{
     auth::Auth,
+    certificates,
     cli::RunArgs,
     client,
     events::Recorder,
@@ -43,7 +45,16 @@ const EVENT_BURST: u32 = 100;
 
 pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     let module = provider::load(&plugin_dir, &args.provider)?;
-    let config = client::config(args.kubeconfig.as_deref()).await?;
+    let certificates = certificate_settings(&args);
+    let credentials = certificates::credentials(
+        &certificates,
+        args.kubeconfig.as_deref(),
+        args.bootstrap_kubeconfig.as_deref(),
+    )
+    .await?;
+    let config = credentials.config;
+    let identity = credentials.identity;
+    let client_identity = identity.as_ref().map(|i| i.identity.clone());
     let node_ip = match args.node_ip {
         Some(ip) => ip,
         None => local_ip_towards(&config.cluster_url).with_context(|| {
@@ -74,9 +85,24 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
             .map(|der| CertificateDer::from(der.clone()))
             .collect(),
     };
-    let api = client::rate_limited(config.clone(), args.kube_api_qps, args.kube_api_burst)?;
+    let api = client::rate_limited(
+        config.clone(),
+        client_identity.as_ref(),
+        args.kube_api_qps,
+        args.kube_api_burst,
+    )?;
+    let mut certificate_tasks = Vec::new();
+    match identity {
+        Some(identity) if args.rotate_certificates => {
+            certificate_tasks.push(tokio::spawn(identity.rotation(api.clone(), &certificates)))
+        }
+        None if args.rotate_certificates => log::warn!(
+            "--rotate-certificates renews only the client certificate of --cert-dir that TLS bootstrap (--bootstrap-kubeconfig) got; not the one of the kubeconfig"
+        ),
+        _ => {}
+    }
     let recorder = Recorder::spawn(
-        client::rate_limited(config, EVENT_QPS, EVENT_BURST)?,
+        client::rate_limited(config, client_identity.as_ref(), EVENT_QPS, EVENT_BURST)?,
         args.nodename.clone(),
     );
     let (synced_sender, synced) = watch::channel(false);
@@ -138,6 +164,8 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     };
     let (api_for_server, provider_for_server, store_for_server) =
         (api.clone(), provider.clone(), store.clone());
+    let (tls, renewal) = serving_tls(&args, &certificates, api.clone(), node_ip, &client_ca)?;
+    certificate_tasks.extend(renewal.map(tokio::spawn));
     let pods = PodController::new(pod_settings, api, provider, recorder, store);
 
     let server = server_state(
@@ -147,7 +175,6 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         store_for_server,
         &client_ca,
     )?;
-    let tls = serving_tls(&args, node_ip, &client_ca)?;
     let listener = TcpListener::bind((node_ip, args.listen_port))
         .await
         .with_context(|| {
@@ -179,6 +206,7 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     };
     log::info!("stopping; the provider's pods keep running for the next vk to adopt");
     server_task.abort();
+    certificate_tasks.iter().for_each(|task| task.abort());
     let _ = shutdown_sender.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         // A task the loop above saw finish has been consumed: awaiting it again would panic.
@@ -234,22 +262,49 @@ fn server_state(
     })
 }
 
-/// The kubelet API's TLS: the given certificate, or a self-signed one (with a warning).
+fn certificate_settings(args: &RunArgs) -> certificates::Settings {
+    let mut settings = certificates::Settings::new(&args.nodename, &args.cert_dir);
+    settings.expiration_seconds = args.certificate_expiration_seconds;
+    if let Some(fraction) = args.certificate_renewal_fraction {
+        settings.window = certificates::Window {
+            low: fraction,
+            high: fraction,
+        };
+    }
+    settings
+}
+
+/// The kubelet API's TLS: the given certificate, one from the cluster (renewed by the returned
+/// task), or a self-signed one (with a warning).
 fn serving_tls(
     args: &RunArgs,
+    settings: &certificates::Settings,
+    api: kube::Client,
     node_ip: IpAddr,
     client_ca: &[CertificateDer<'static>],
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let serving = match (&args.tls_cert_file, &args.tls_private_key_file) {
-        (Some(cert), Some(key)) => tls::ServingCert::Files { cert, key },
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Option<BoxFuture<'static, ()>>)> {
+    let ips = [node_ip];
+    let (cell, renewal) = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let files = tls::ServingCert::Files { cert, key };
+            (Arc::new(tls::CertCell::new(files.certified_key()?)), None)
+        }
+        _ if args.rotate_server_certificates => {
+            let (cell, renewal) = certificates::serving(settings, api, &ips)?;
+            (cell, Some(renewal.boxed()))
+        }
         _ => {
             log::warn!(
                 "no --tls-cert-file given: serving the kubelet API with a self-signed certificate"
             );
-            tls::ServingCert::SelfSigned {
+            let self_signed = tls::ServingCert::SelfSigned {
                 node_name: &args.nodename,
-                ips: std::slice::from_ref(&node_ip),
-            }
+                ips: &ips,
+            };
+            (
+                Arc::new(tls::CertCell::new(self_signed.certified_key()?)),
+                None,
+            )
         }
     };
     if client_ca.is_empty() {
@@ -257,7 +312,7 @@ fn serving_tls(
             "no client CA (--client-ca-file or the kubeconfig's CA): client certificates are not accepted"
         );
     }
-    Ok(tls::server_config(serving, client_ca)?)
+    Ok((tls::server_config(cell, client_ca)?, renewal))
 }
 
 fn provider_init(args: &RunArgs, node_ip: IpAddr) -> anyhow::Result<ProviderInit> {

@@ -6,6 +6,7 @@
 
 mod auth;
 mod backoff;
+mod certificates;
 pub mod cli;
 mod client;
 mod events;

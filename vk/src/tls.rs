@@ -1,5 +1,6 @@
-//! The kubelet API's TLS: the serving certificate (from files, or self-signed for the node's
-//! names and IPs) and client certificates, asked for but not required. As the kubelet does (Go's
+//! The kubelet API's TLS: the serving certificate (from files, self-signed for the node's names
+//! and IPs, or issued by the cluster and replaced while vk runs: [`CertCell`]) and client
+//! certificates, asked for but not required. As the kubelet does (Go's
 //! `tls.RequestClientCert`), the handshake only checks that the client holds the certificate's
 //! key; the authenticator then verifies the chain against the client CA ([`ClientCa`]), so that
 //! a certificate of another CA, or an expired one, is ignored (401, or the bearer token counts)
@@ -7,14 +8,16 @@
 
 use std::{net::IpAddr, path::Path, sync::Arc};
 
+use parking_lot::RwLock;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-    client::danger::HandshakeSignatureValid,
+    client::{ResolvesClientCert, danger::HandshakeSignatureValid},
     pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject},
     server::{
-        WebPkiClientVerifier,
+        ClientHello, ResolvesServerCert, WebPkiClientVerifier,
         danger::{ClientCertVerified, ClientCertVerifier},
     },
+    sign::CertifiedKey,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -83,24 +86,76 @@ fn self_signed(
     Ok((vec![certified.cert.der().clone()], key))
 }
 
+impl ServingCert<'_> {
+    /// The certificate and its signing key, read or made.
+    pub fn certified_key(&self) -> Result<CertifiedKey, TlsError> {
+        let (certs, key) = match self {
+            ServingCert::Files { cert, key } => {
+                let certs = read_certs("certificate", cert)?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Read {
+                    what: "private key",
+                    path: key.display().to_string(),
+                    source,
+                })?;
+                (certs, key)
+            }
+            ServingCert::SelfSigned { node_name, ips } => self_signed(node_name, ips)?,
+        };
+        certified_key(certs, key)
+    }
+}
+
+/// A chain and its private key, checked to belong together.
+pub fn certified_key(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, TlsError> {
+    CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
+        .map_err(TlsError::Config)
+}
+
+/// A certificate that can be replaced while in use: each TLS handshake takes the one current at
+/// that moment, so connections already open (exec or log streams) keep theirs.
+#[derive(Debug)]
+pub struct CertCell(RwLock<Arc<CertifiedKey>>);
+
+impl CertCell {
+    pub fn new(key: CertifiedKey) -> Self {
+        CertCell(RwLock::new(Arc::new(key)))
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        *self.0.write() = Arc::new(key);
+    }
+
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.0.read().clone()
+    }
+}
+
+impl ResolvesServerCert for CertCell {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+impl ResolvesClientCert for CertCell {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// The server configuration: HTTP/1.1 only (exec, attach and port-forward upgrade the
-/// connection), client certificates verified against `client_ca` when one is given.
+/// connection), the serving certificate `serving` holds at each handshake, client certificates
+/// verified against `client_ca` when one is given.
 pub fn server_config(
-    serving: ServingCert<'_>,
+    serving: Arc<CertCell>,
     client_ca: &[CertificateDer<'static>],
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let (certs, key) = match serving {
-        ServingCert::Files { cert, key } => {
-            let certs = read_certs("certificate", cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Read {
-                what: "private key",
-                path: key.display().to_string(),
-                source,
-            })?;
-            (certs, key)
-        }
-        ServingCert::SelfSigned { node_name, ips } => self_signed(node_name, ips)?,
-    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -109,9 +164,7 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
         Some(verifier) => builder.with_client_cert_verifier(Arc::new(RequestClientCert(verifier))),
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(TlsError::Config)?;
+    let mut config = builder.with_cert_resolver(serving);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

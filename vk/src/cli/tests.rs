@@ -37,6 +37,9 @@ fn invalid_values_are_refused() {
         &["--os", "plan9"],
         &["--node-ip", "not-an-ip"],
         &["--pod-sync-workers", "0"],
+        &["--certificate-expiration-seconds", "599"],
+        &["--certificate-renewal-fraction", "1"],
+        &["--certificate-renewal-fraction", "0"],
     ] {
         let error = parse(args).unwrap_err();
         assert!(
@@ -89,4 +92,32 @@ fn generate_is_hidden_and_takes_a_shell() {
         .to_string();
     assert!(!help.contains("generate"), "{help}");
     assert!(help.contains("providers"), "{help}");
+}
+
+#[test]
+fn certificate_flags_are_the_kubelets_and_the_test_ones_are_hidden() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.run.cert_dir, PathBuf::from("/var/lib/vk/pki"));
+    assert!(!cli.run.rotate_certificates && !cli.run.rotate_server_certificates);
+    let cli = parse(&[
+        "--bootstrap-kubeconfig",
+        "/etc/vk/bootstrap",
+        "--rotate-certificates",
+        "--rotate-server-certificates",
+        "--certificate-expiration-seconds=600",
+        "--certificate-renewal-fraction=0.4",
+    ])
+    .unwrap();
+    assert_eq!(
+        cli.run.bootstrap_kubeconfig,
+        Some(PathBuf::from("/etc/vk/bootstrap"))
+    );
+    assert!(cli.run.rotate_certificates && cli.run.rotate_server_certificates);
+    assert_eq!(cli.run.certificate_expiration_seconds, Some(600));
+    assert_eq!(cli.run.certificate_renewal_fraction, Some(0.4));
+    let help = <Cli as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("--rotate-server-certificates"), "{help}");
+    assert!(!help.contains("--certificate-renewal-fraction"), "{help}");
 }

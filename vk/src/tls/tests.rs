@@ -3,14 +3,12 @@ use super::*;
 #[test]
 fn self_signed_config_builds() {
     let ips = ["127.0.0.1".parse().unwrap()];
-    let config = server_config(
-        ServingCert::SelfSigned {
-            node_name: "vk",
-            ips: &ips,
-        },
-        &[],
-    )
-    .unwrap();
+    let serving = ServingCert::SelfSigned {
+        node_name: "vk",
+        ips: &ips,
+    };
+    let cell = Arc::new(CertCell::new(serving.certified_key().unwrap()));
+    let config = server_config(cell, &[]).unwrap();
     assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
 }
 
@@ -20,7 +18,7 @@ fn missing_files_are_named_in_the_error() {
         cert: Path::new("/nonexistent.crt"),
         key: Path::new("/nonexistent.key"),
     };
-    let error = server_config(serving, &[]).unwrap_err();
+    let error = serving.certified_key().unwrap_err();
     assert_eq!(
         error.to_string(),
         "cannot read certificate /nonexistent.crt"
@@ -65,4 +63,23 @@ fn client_certificates_are_verified_against_the_client_ca() {
             .verify_client_cert(&stranger, &[], UnixTime::now())
             .is_ok()
     );
+}
+
+#[test]
+fn a_replaced_certificate_is_what_the_next_handshake_gets() {
+    let make = |node_name| {
+        ServingCert::SelfSigned {
+            node_name,
+            ips: &[],
+        }
+        .certified_key()
+        .unwrap()
+    };
+    let cell = CertCell::new(make("first"));
+    let held = cell.current();
+    cell.replace(make("second"));
+    let current = ResolvesClientCert::resolve(&cell, &[], &[]).unwrap();
+    assert_ne!(current.cert, held.cert);
+    // A connection holding the first keeps it.
+    assert_eq!(held.cert.len(), 1);
 }
