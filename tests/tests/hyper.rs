@@ -931,9 +931,11 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
         1,
     );
     web["livenessProbe"] = every_second(json!({ "tcpSocket": { "port": 8080 } }), 1);
+    web["startupProbe"] = every_second(json!({ "tcpSocket": { "port": "http" } }), 10);
     let mut hooked = container("hooked", "sleep 3600");
     hooked["lifecycle"] = json!({
         "postStart": { "exec": { "command": ["sh", "-c", "echo started > /tmp/hook"] } },
+        "preStop": { "exec": { "command": ["false"] } },
     });
     hooked["readinessProbe"] =
         every_second(json!({ "exec": { "command": ["cat", "/tmp/hook"] } }), 1);
@@ -993,6 +995,7 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
     });
     for status in served["status"]["containerStatuses"].as_array().unwrap() {
         assert_eq!(status["ready"], true, "{status}");
+        assert_eq!(status["started"], true, "{status}");
         assert_eq!(status["restartCount"], 0, "{status}");
     }
 
@@ -1062,4 +1065,29 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
         .collect();
     assert_eq!(messages["noted"], "all done\n", "{noted}");
     assert_eq!(messages["custom"], "custom path\n", "{noted}");
+
+    // A preStop hook runs when its pod is deleted.
+    kubectl(
+        cluster,
+        &[
+            "delete",
+            "pod",
+            "served",
+            "-n",
+            namespace.name(),
+            "--wait=false",
+        ],
+    );
+    let failed = fixtures::wait_event(
+        cluster,
+        &namespace,
+        "served",
+        "Warning",
+        "FailedPreStopHook",
+        READY,
+    );
+    assert_eq!(
+        failed["involvedObject"]["fieldPath"],
+        "spec.containers{hooked}"
+    );
 }

@@ -118,3 +118,44 @@ fn health_messages_are_protobuf() {
     assert_eq!(health_status(b""), 0);
     assert_eq!(serving_status(3), "SERVICE_UNKNOWN");
 }
+
+/// A gRPC health server on 127.0.0.1 answering every Check with `status`.
+async fn health_server(status: u8) -> u16 {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = hyper::service::service_fn(move |request: http::Request<_>| async move {
+            assert_eq!(request.uri().path(), "/grpc.health.v1.Health/Check");
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+                Ok(Frame::data(Bytes::from(grpc_frame(&[0x08, status])))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            let body = StreamBody::new(futures::stream::iter(frames));
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(body)
+                    .unwrap(),
+            )
+        });
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+            .unwrap();
+    });
+    port
+}
+
+#[tokio::test]
+async fn grpc_health_checks_read_the_serving_status() {
+    let port = health_server(1).await;
+    assert_eq!(grpc_health(direct(port).await, "db").await, Ok(1));
+    let port = health_server(2).await;
+    assert_eq!(grpc_health(direct(port).await, "").await, Ok(2));
+}
