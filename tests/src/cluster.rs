@@ -543,31 +543,11 @@ impl Cluster {
         client_from(&self.kubeconfig).await
     }
 
-    /// The kubeconfig of node `name` (client certificate `system:node:NAME`, group
-    /// `system:nodes`), created if missing.
-    pub fn node_kubeconfig(&self, name: &str) -> PathBuf {
+    /// What `cluster.sh COMMAND ARGS...` prints for this cluster; panics if it fails.
+    fn cluster_sh_output(&self, command: &str, args: &[String]) -> Vec<u8> {
         let output = cluster_sh(!self.kept)
-            .args(["node-kubeconfig", name, "--name", &self.name])
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .expect("cannot run cluster.sh");
-        assert!(
-            output.status.success(),
-            "{}",
-            describe(&format!("cluster.sh node-kubeconfig {name}"), &output)
-        );
-        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        PathBuf::from(path)
-    }
-
-    /// A kubelet serving certificate and key for node `name` with IP SANs `ips`, signed by the
-    /// cluster CA (`cluster.sh serving-cert`): what a vk needs that is dialled on another address
-    /// than 127.0.0.1 by a client that verifies it, such as metrics-server.
-    pub fn serving_cert(&self, name: &str, ips: &[IpAddr]) -> (PathBuf, PathBuf) {
-        let output = cluster_sh(!self.kept)
-            .args(["serving-cert", name])
-            .args(ips.iter().map(ToString::to_string))
+            .arg(command)
+            .args(args)
             .args(["--name", &self.name])
             .arg("--dir")
             .arg(&self.dir)
@@ -576,9 +556,27 @@ impl Cluster {
         assert!(
             output.status.success(),
             "{}",
-            describe(&format!("cluster.sh serving-cert {name}"), &output)
+            describe(&format!("cluster.sh {command} {}", args.join(" ")), &output)
         );
-        let cert = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        output.stdout
+    }
+
+    /// The kubeconfig of node `name` (client certificate `system:node:NAME`, group
+    /// `system:nodes`), created if missing.
+    pub fn node_kubeconfig(&self, name: &str) -> PathBuf {
+        let printed = self.cluster_sh_output("node-kubeconfig", &[name.to_string()]);
+        PathBuf::from(String::from_utf8_lossy(&printed).trim())
+    }
+
+    /// A kubelet serving certificate and key for node `name` with IP SANs `ips`, signed by the
+    /// cluster CA (`cluster.sh serving-cert`): what a vk needs that is dialled on another address
+    /// than 127.0.0.1 by a client that verifies it, such as metrics-server.
+    pub fn serving_cert(&self, name: &str, ips: &[IpAddr]) -> (PathBuf, PathBuf) {
+        let args: Vec<String> = std::iter::once(name.to_string())
+            .chain(ips.iter().map(ToString::to_string))
+            .collect();
+        let printed = self.cluster_sh_output("serving-cert", &args);
+        let cert = PathBuf::from(String::from_utf8_lossy(&printed).trim());
         let key = cert.with_extension("key");
         (cert, key)
     }
@@ -586,19 +584,9 @@ impl Cluster {
     /// A bootstrap kubeconfig for node `name` (`cluster.sh bootstrap-kubeconfig`: a new bootstrap
     /// token of group `system:bootstrappers:vk`), written to the run directory.
     pub fn bootstrap_kubeconfig(&self, name: &str) -> PathBuf {
-        let output = cluster_sh(!self.kept)
-            .args(["bootstrap-kubeconfig", name, "--name", &self.name])
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .expect("cannot run cluster.sh");
-        assert!(
-            output.status.success(),
-            "{}",
-            describe(&format!("cluster.sh bootstrap-kubeconfig {name}"), &output)
-        );
+        let printed = self.cluster_sh_output("bootstrap-kubeconfig", &[name.to_string()]);
         let path = run_dir().join(format!("{name}.bootstrap-kubeconfig"));
-        fs::write(&path, &output.stdout)
+        fs::write(&path, printed)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         path
     }

@@ -224,3 +224,30 @@ pub fn wait_event(
             .ok_or_else(|| describe_events(&events))
     })
 }
+
+/// Pod `name` once `ready` holds of it (`what` says what is awaited, for the message).
+pub fn wait_pod(
+    cluster: &Cluster,
+    namespace: &Namespace,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    wait::wait_for_ok(&format!("pod {name} {what}"), timeout, || {
+        let pod = get_pod(cluster, namespace, name);
+        if ready(&pod) {
+            Ok(pod)
+        } else {
+            Err(describe_pods(std::slice::from_ref(&pod)))
+        }
+    })
+}
+
+/// The pod's condition of type `kind` (null if it has none).
+pub fn condition<'a>(pod: &'a Value, kind: &str) -> &'a Value {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}

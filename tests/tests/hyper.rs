@@ -58,14 +58,7 @@ fn wait_pod(
     what: &str,
     ready: impl Fn(&Value) -> bool,
 ) -> Value {
-    wait_for_ok(&format!("pod {name} {what}"), READY, || {
-        let pod = fixtures::get_pod(cluster, namespace, name);
-        if ready(&pod) {
-            Ok(pod)
-        } else {
-            Err(describe_pods(std::slice::from_ref(&pod)))
-        }
-    })
+    fixtures::wait_pod(cluster, namespace, name, what, READY, ready)
 }
 
 /// `kubectl port-forward` to `port` of pod `name`, and `GET path` through it.
@@ -901,13 +894,6 @@ fn pods_the_engine_cannot_run_are_rejected_as_kubelet_admission_does() {
     vk.assert_running();
 }
 
-fn condition<'a>(pod: &'a Value, kind: &str) -> &'a Value {
-    pod["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == kind))
-        .unwrap_or(&Value::Null)
-}
-
 /// Probes on Podman: HTTP and TCP straight to the pod IP, exec through the engine; a failing
 /// readiness probe keeps the pod out of Ready, a failing liveness probe restarts the container
 /// (after the preStop hook, with the engine's back-off), a postStart hook runs before the
@@ -991,7 +977,7 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
     );
 
     let served = wait_pod(cluster, &namespace, "served", "Ready", |pod| {
-        condition(pod, "Ready")["status"] == "True"
+        fixtures::condition(pod, "Ready")["status"] == "True"
     });
     for status in served["status"]["containerStatuses"].as_array().unwrap() {
         assert_eq!(status["ready"], true, "{status}");
@@ -1006,7 +992,7 @@ fn probes_hooks_and_termination_messages_run_as_the_kubelet_runs_them() {
         "Running but not ready",
         |pod| {
             fixtures::phase(pod) == "Running"
-                && condition(pod, "Ready")["reason"] == "ContainersNotReady"
+                && fixtures::condition(pod, "Ready")["reason"] == "ContainersNotReady"
         },
     );
     assert_eq!(unready["status"]["containerStatuses"][0]["ready"], false);

@@ -9,9 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use vk_tests::{
     cluster::{Cluster, Namespace},
-    fixtures::{self, describe_pods, get_pod, wait_event},
+    fixtures::{self, get_pod, wait_event},
     vk_process::VkProcess,
-    wait::wait_for_ok,
 };
 
 const READY: Duration = Duration::from_secs(30);
@@ -53,21 +52,7 @@ fn wait_pod(
     what: &str,
     ready: impl Fn(&Value) -> bool,
 ) -> Value {
-    wait_for_ok(&format!("pod {name} {what}"), READY, || {
-        let pod = get_pod(cluster, namespace, name);
-        if ready(&pod) {
-            Ok(pod)
-        } else {
-            Err(describe_pods(std::slice::from_ref(&pod)))
-        }
-    })
-}
-
-fn condition<'a>(pod: &'a Value, kind: &str) -> &'a Value {
-    pod["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == kind))
-        .unwrap_or(&Value::Null)
+    fixtures::wait_pod(cluster, namespace, name, what, READY, ready)
 }
 
 #[test]
@@ -89,7 +74,7 @@ fn readiness_probes_decide_whether_a_pod_is_ready() {
     );
 
     let ready = wait_pod(cluster, &namespace, "ready", "Ready", |pod| {
-        condition(pod, "Ready")["status"] == "True"
+        fixtures::condition(pod, "Ready")["status"] == "True"
     });
     assert_eq!(ready["status"]["containerStatuses"][0]["ready"], true);
 
@@ -109,7 +94,7 @@ fn readiness_probes_decide_whether_a_pod_is_ready() {
     let unready = get_pod(cluster, &namespace, "unready");
     assert_eq!(unready["status"]["phase"], "Running");
     assert_eq!(unready["status"]["containerStatuses"][0]["ready"], false);
-    let condition = condition(&unready, "Ready");
+    let condition = fixtures::condition(&unready, "Ready");
     assert_eq!(condition["status"], "False", "{unready}");
     assert_eq!(condition["reason"], "ContainersNotReady");
     assert_eq!(condition["message"], "containers with unready status: [c]");
@@ -188,7 +173,7 @@ fn a_startup_probe_holds_the_other_probes_and_kills_when_it_fails() {
         }),
     );
     let quick = wait_pod(cluster, &namespace, "quick", "Ready", |pod| {
-        condition(pod, "Ready")["status"] == "True"
+        fixtures::condition(pod, "Ready")["status"] == "True"
     });
     assert_eq!(quick["status"]["containerStatuses"][0]["started"], true);
 

@@ -872,19 +872,23 @@ impl Backend {
         Ok(())
     }
 
-    /// Applies the resources of `pod`'s spec to its containers in place, without restarting
-    /// them, and reports the pod.
-    pub async fn resize(&self, pod: &Pod) -> Result<(), PodError> {
-        let identity = PodIdentity::of(pod)?;
-        let view = inventory::inspect_pod(
+    /// The containers of the pod named as `identity` (or of a predecessor of the same name).
+    async fn inspect(&self, identity: &PodIdentity) -> Result<Option<PodView>, PodError> {
+        inventory::inspect_pod(
             &self.engine,
             &self.node_name,
             &identity.namespace,
             &identity.name,
         )
         .await
-        .map_err(engine_error("cannot inspect the pod's containers"))?
-        .ok_or_else(|| {
+        .map_err(engine_error("cannot inspect the pod's containers"))
+    }
+
+    /// Applies the resources of `pod`'s spec to its containers in place, without restarting
+    /// them, and reports the pod.
+    pub async fn resize(&self, pod: &Pod) -> Result<(), PodError> {
+        let identity = PodIdentity::of(pod)?;
+        let view = self.inspect(&identity).await?.ok_or_else(|| {
             PodError::Unavailable(format!(
                 "pod {}/{} has no containers yet",
                 identity.namespace, identity.name
@@ -937,18 +941,13 @@ impl Backend {
     /// the crash-loop back-off.
     pub async fn kill_container(&self, pod: &Pod, name: &str, grace: i64) -> Result<(), PodError> {
         let identity = PodIdentity::of(pod)?;
-        let view = inventory::inspect_pod(
-            &self.engine,
-            &self.node_name,
-            &identity.namespace,
-            &identity.name,
-        )
-        .await
-        .map_err(engine_error("cannot inspect the pod's containers"))?
-        .filter(|view| view.identity.uid == identity.uid)
-        .ok_or_else(|| {
-            PodError::NotFound(format!("pod {}/{}", identity.namespace, identity.name))
-        })?;
+        let view = self
+            .inspect(&identity)
+            .await?
+            .filter(|view| view.identity.uid == identity.uid)
+            .ok_or_else(|| {
+                PodError::NotFound(format!("pod {}/{}", identity.namespace, identity.name))
+            })?;
         let container = view
             .container(name)
             .filter(|c| matches!(c.role, Role::App | Role::Sidecar))
