@@ -104,7 +104,7 @@ pub async fn list(
         .all(true)
         .filters(&filters)
         .build();
-    let containers = engine.docker.list_containers(Some(options)).await?;
+    let containers = readable(|| engine.docker.list_containers(Some(options.clone()))).await?;
     Ok(containers.into_iter().filter_map(Listed::of).collect())
 }
 
@@ -180,15 +180,25 @@ pub async fn view_of(
     Ok(Some(view))
 }
 
-/// Inspects container `id`. Podman briefly reports a container that just stopped in a state
-/// the API does not define (`stopped`), which cannot be read: such an answer is asked again.
+/// Inspects container `id`.
 pub async fn inspect(
     engine: &Engine,
     id: &str,
 ) -> Result<ContainerInspectResponse, bollard::errors::Error> {
+    readable(|| engine.docker.inspect_container(id, None)).await
+}
+
+/// The engine's answer to `ask`, asked again while it cannot be read: Podman briefly reports a
+/// container that just stopped in a state the API does not define (`stopped`), in a listing
+/// as in an inspection.
+async fn readable<T, F, Fut>(mut ask: F) -> Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, bollard::errors::Error>>,
+{
     let mut attempts = 0;
     loop {
-        match engine.docker.inspect_container(id, None).await {
+        match ask().await {
             Err(
                 bollard::errors::Error::JsonDataError { .. }
                 | bollard::errors::Error::JsonSerdeError { .. },

@@ -98,8 +98,9 @@ impl MockProvider {
         let key = pod_key(&resolved.pod)?;
         let ip = pods::pod_ip(self.next_ip.fetch_add(1, Ordering::Relaxed));
         let pod = MockPod::new(resolved, ip);
+        // In the table before it is reported: whoever hears of it may exec into it at once.
+        self.pods.write().insert(key, pod.clone());
         self.notify(&pod);
-        self.pods.write().insert(key, pod);
         Ok(())
     }
 }
