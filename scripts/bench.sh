@@ -4,7 +4,8 @@
 #
 # Usage: scripts/bench.sh [--provider mock|hyper] [--pods N] [--mode direct|deployment|both]
 #                         [--automount on|off|both] [--keep] [--port-base P] [--qps Q] [--burst B]
-#                         [--workers W] [--probe] [--hold S]
+#                         [--workers W] [--vk-defaults] [--profile bench|default] [--rate R]
+#                         [--probe] [--hold S]
 #   --provider P    mock (default): pods are Running at once, vk's own cost is measured; hyper:
 #                   pods are real containers on the Podman service of `scripts/podman.sh up`
 #                   (started if needed, left running), image localhost/vk-busybox:latest with
@@ -21,6 +22,11 @@
 #   --port-base P   the cluster's ports P..P+4 (default 26443); vk listens on P+10, P+11, ...
 #   --qps/--burst/--workers  vk's --kube-api-qps (2000), --kube-api-burst (4000),
 #                   --pod-sync-workers (50)
+#   --vk-defaults   run vk with its own defaults for those three flags instead
+#   --profile P     bench (default): the control plane with its rate limits lifted (no API
+#                   Priority and Fairness); default: as it comes, APF on (a 429 storm shows in
+#                   the failed requests)
+#   --rate R        direct mode: create the pods at a steady R per second instead of at once
 #   --probe         each pod has a readiness probe that execs `true` every 10 s (vk runs it
 #                   through the provider's exec), to measure what probes cost
 #   --hold S        keep the pods Running S seconds before deleting them, and report vk's CPU
@@ -45,24 +51,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 provider=mock pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
-probe=false hold=0
+probe=false hold=0 vk_defaults=false profile=bench rate=
 cluster=vk-bench
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
 while (($#)); do
   case "$1" in
-    --provider|--pods|--mode|--automount|--port-base|--qps|--burst|--workers|--hold)
+    --provider|--pods|--mode|--automount|--port-base|--qps|--burst|--workers|--hold|--profile|--rate)
       (($# >= 2)) || die "option $1 needs a value"
       case "$1" in
         --provider) provider=$2 ;;
         --pods) pods=$2 ;; --mode) mode=$2 ;; --automount) automount=$2 ;;
         --port-base) port_base=$2 ;; --qps) qps=$2 ;; --burst) burst=$2 ;; --workers) workers=$2 ;;
-        --hold) hold=$2 ;;
+        --hold) hold=$2 ;; --profile) profile=$2 ;; --rate) rate=$2 ;;
       esac
       shift 2 ;;
     --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     --keep) keep=true; shift ;;
     --probe) probe=true; shift ;;
+    --vk-defaults) vk_defaults=true; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see: $0 --help)" ;;
   esac
@@ -71,6 +78,8 @@ done
 [[ $pods =~ ^[1-9][0-9]*$ ]] || die "--pods must be a positive number"
 [[ $port_base =~ ^[0-9]+$ ]] || die "--port-base must be a number"
 [[ $hold =~ ^[0-9]+$ ]] || die "--hold must be a number of seconds"
+[[ $profile == bench || $profile == default ]] || die "--profile must be bench or default"
+[[ -z $rate || $rate =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--rate must be a number of pods per second"
 case $mode in direct) modes=(direct) ;; deployment) modes=(deployment) ;;
   both) modes=(direct deployment) ;; *) die "--mode must be direct, deployment or both" ;; esac
 case $automount in on) tokens=(on) ;; off) tokens=(off) ;; both) tokens=(on off) ;;
@@ -80,7 +89,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=target/bench/$stamp
 mkdir -p "$out"
 out=$(realpath "$out")
-cluster_args=(--name "$cluster" --profile bench --port-base "$port_base")
+cluster_args=(--name "$cluster" --profile "$profile" --port-base "$port_base")
 
 # ---------------------------------------------------------------- cleanup
 vk_pid="" vk_node="" cluster_started=false
@@ -136,6 +145,12 @@ EOF
   packages+=(-p vk-hyper) libs+=", libvk_hyper.so"
 fi
 $probe && pod_opts+=(--readiness-exec true --probe-period 10)
+run_opts=(--hold "$hold")
+[[ -n $rate ]] && run_opts+=(--rate "$rate")
+vk_flags=(--kube-api-qps "$qps" --kube-api-burst "$burst" --pod-sync-workers "$workers")
+label_suffix=${rate:+-rate$rate}
+vk_flags_text="${vk_flags[*]}"
+if $vk_defaults; then vk_flags=() vk_flags_text="vk defaults" label_suffix+=-defaults; fi
 
 # ---------------------------------------------------------------- build
 log "building vk, $libs and vk-bench (release)"
@@ -186,7 +201,7 @@ start_vk() { # start_vk NODE PORT LOG
   vk_node=$node
   target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider "$provider" \
     --plugin-dir target/release --node-ip 127.0.0.1 --listen-port "$port" --provider-config "$config" \
-    --kube-api-qps "$qps" --kube-api-burst "$burst" --pod-sync-workers "$workers" >"$vk_log" 2>&1 &
+    "${vk_flags[@]}" >"$vk_log" 2>&1 &
   vk_pid=$!
   local deadline=$((SECONDS + 60))
   until "$kubectl" get node "$node" >/dev/null 2>&1; do
@@ -201,13 +216,13 @@ start_vk() { # start_vk NODE PORT LOG
 port=$((port_base + 10))
 for m in "${modes[@]}"; do
   for t in "${tokens[@]}"; do
-    label=$m-token-$t node=vk-$provider-$m-token-$t
+    label=$m-token-$t$label_suffix node=vk-$provider-$m-token-$t
     log "$label: starting vk as node $node"
     start_vk "$node" "$port" "$out/vk-$label.log"
     port=$((port + 1))
     "$bench" run "${common[@]}" "${procs[@]}" --mode "$m" --automount "$([[ $t == on ]] && echo true || echo false)" \
       --namespace "bench-$label" --node "$node" --vk-pid "$vk_pid" --audit-log "$audit_log" \
-      --label "$label" --provider "$provider" "${pod_opts[@]}" --hold "$hold" --out "$out/$label.json"
+      --label "$label" --provider "$provider" "${pod_opts[@]}" "${run_opts[@]}" --out "$out/$label.json"
     results+=("$out/$label.json")
     stop_vk
   done
@@ -216,8 +231,8 @@ done
 # ---------------------------------------------------------------- report
 meta=$(jq -n --arg provider "$provider" --arg pods "$pods" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
   --arg dirty "$(git status --porcelain 2>/dev/null | grep -c . || true)" --arg cores "$(nproc)" \
-  --arg vk_flags "--kube-api-qps $qps --kube-api-burst $burst --pod-sync-workers $workers" \
-  --arg cluster "scripts/cluster.sh up --profile bench" --arg logs "$out" \
+  --arg vk_flags "$vk_flags_text" \
+  --arg cluster "scripts/cluster.sh up --profile $profile" --arg logs "$out" \
   '{provider: $provider, pods: ($pods|tonumber), commit: $commit, uncommitted_files: ($dirty|tonumber), cores: ($cores|tonumber),
     vk_flags: $vk_flags, cluster: $cluster, logs: $logs, client_concurrency: 50}')
 "$bench" report --out "target/bench/$stamp.json" --meta "$meta" "${results[@]}"

@@ -7,15 +7,15 @@
 //! Needs `cargo build --workspace` (for `vk`, `libvk_mock.so` and `libvk_faulty.so`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeSet,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use vk_tests::{
     cluster::{Cluster, Namespace},
-    fixtures::{self, describe_events, describe_pods, get_pod, wait_event, wait_running},
+    fixtures::{self, describe_pods, get_pod, wait_event, wait_running},
+    kubelet_client::{Credentials, KubeletClient},
     wait::{wait_for, wait_for_ok},
 };
 
@@ -117,60 +117,46 @@ fn vk_killed_mid_rollout_runs_every_pod_exactly_once_after_restart() {
     assert!(!vk.kill().success());
     eprintln!("vk killed with {running_at_kill} of 30 pods Running");
 
-    // Events recorded by the restarted vk are those at or after `restarted` (second precision).
-    std::thread::sleep(Duration::from_millis(1100));
-    let restarted = Timestamp::now();
     vk.restart();
     let pods = wait_running(cluster, &namespace, "app=app", &node, 30, ROLLOUT);
     vk.wait_ready(READY);
 
     // Each pod was created in the provider exactly once by the new vk (the mock provider forgets
-    // its pods with its process, so each one is created again; none twice).
-    let uids: BTreeSet<String> = pods
+    // its pods with its process, so each one is created again; none twice), as its own metrics
+    // count the calls, read as the API server reads them.
+    let uids: BTreeSet<&str> = pods
         .iter()
-        .map(|p| p["metadata"]["uid"].as_str().expect("a uid").to_string())
+        .map(|p| p["metadata"]["uid"].as_str().expect("a uid"))
         .collect();
     assert_eq!(uids.len(), 30);
-    let created_since_restart = || -> BTreeMap<String, usize> {
-        let mut created = BTreeMap::new();
-        let events = fixtures::events(cluster, &namespace, "");
-        let creations = events
-            .iter()
-            .filter(|e| e["reason"] == "ProviderCreateSuccess");
-        for event in creations {
-            let at: Timestamp = event["firstTimestamp"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_else(|| panic!("an event without firstTimestamp: {event}"));
-            if at.as_second() >= restarted.as_second() {
-                let uid = event["involvedObject"]["uid"].as_str().unwrap_or("");
-                *created.entry(uid.to_string()).or_insert(0) += 1;
-            }
-        }
-        created
+    let kubelet = KubeletClient::new(vk.port(), Credentials::apiserver(cluster));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let creates = || -> String {
+        let (_, metrics) = runtime.block_on(kubelet.get("/metrics"));
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("vk_provider_calls_total{")
+                    && l.contains("call=\"create_pod\"")
+                    && l.contains("outcome=\"success\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or("0")
+            .to_string()
     };
     wait_for_ok(
-        "a ProviderCreateSuccess event for each pod since the restart",
+        "30 creates in the provider since the restart",
         READY,
         || {
-            let created = created_since_restart();
-            if uids.iter().all(|uid| created.contains_key(uid)) {
-                Ok(())
-            } else {
-                Err(format!("{created:?}"))
-            }
+            let count = creates();
+            if count == "30" { Ok(()) } else { Err(count) }
         },
     );
     std::thread::sleep(Duration::from_secs(2));
-    let created = created_since_restart();
-    let keys: BTreeSet<String> = created.keys().cloned().collect();
     assert_eq!(
-        keys, uids,
-        "events about pods that are not the Deployment's"
-    );
-    assert!(
-        created.values().all(|n| *n == 1),
-        "pods created more than once since the restart: {created:?}"
+        creates(),
+        "30",
+        "pods created more than once since the restart"
     );
 
     // Nothing dangling: the Deployment counts 30 ready replicas, and 30 pods exist.
@@ -377,14 +363,6 @@ fn provider_failures_land_on_their_pods_while_the_node_serves_the_others() {
     wait_for("fine-2 to run", READY, || {
         fixtures::running(&get_pod(cluster, &namespace, "fine-2"))
     });
-    let events = fixtures::events(cluster, &namespace, "fine-2");
-    assert!(
-        events
-            .iter()
-            .any(|e| e["reason"] == "ProviderCreateSuccess"),
-        "{}",
-        describe_events(&events)
-    );
     vk.wait_ready(Duration::ZERO);
     vk.assert_running();
 }

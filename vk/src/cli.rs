@@ -108,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, env = "KUBELET_PORT", default_value_t = 10250, value_parser = clap::value_parser!(u16).range(1..))]
     pub listen_port: u16,
     /// Pods synced with the provider at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub pod_sync_workers: u16,
     /// How often every pod is synced again even without changes.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
@@ -135,11 +135,12 @@ pub struct RunArgs {
     /// Effect of the node's taint.
     #[arg(long, env = "VKUBELET_TAINT_EFFECT", default_value = "NoSchedule", value_parser = ["NoSchedule", "PreferNoSchedule", "NoExecute"])]
     pub taint_effect: String,
-    /// Requests per second to the Kubernetes API.
-    #[arg(long, default_value_t = 50.0, value_parser = parse_qps)]
+    /// Most requests per second to the Kubernetes API; vk sends fewer while the API server
+    /// answers 429 Too Many Requests.
+    #[arg(long, default_value_t = 2000.0, value_parser = parse_qps)]
     pub kube_api_qps: f64,
     /// Burst of requests to the Kubernetes API above the QPS.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: u32,
     /// Serving certificate of the kubelet API (PEM); without it a self-signed one is made.
     #[arg(

@@ -1,15 +1,16 @@
 //! The Kubernetes client vk talks through, with the `--kube-api-qps`/`--kube-api-burst` limits.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
+use crate::{
+    certificates::ClientIdentity,
+    throttle::{Throttle, ThrottleLayer},
+};
 use kube::{
     Client, Config,
     client::ClientBuilder,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use tower::limit::RateLimitLayer;
-
-use crate::certificates::ClientIdentity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -46,8 +47,8 @@ pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ClientError> {
     }
 }
 
-/// A client allowing `burst` requests at once and `qps` per second over time. Watches count
-/// once, when they are opened. With `identity`, it authenticates with that rotating client
+/// A client allowing `burst` requests at once and `qps` per second over time, less while the
+/// API server answers 429 (see [`crate::throttle`]). Watches count once, when they are opened. With `identity`, it authenticates with that rotating client
 /// certificate instead of `config`'s credentials.
 pub fn rate_limited(
     config: Config,
@@ -55,8 +56,7 @@ pub fn rate_limited(
     qps: f64,
     burst: u32,
 ) -> Result<Client, ClientError> {
-    let window = Duration::from_secs_f64(f64::from(burst) / qps);
-    let limit = RateLimitLayer::new(u64::from(burst), window);
+    let limit = ThrottleLayer(Throttle::new(qps, burst));
     Ok(match identity {
         None => ClientBuilder::try_from(config)
             .map_err(ClientError::Build)?

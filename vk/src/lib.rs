@@ -28,4 +28,5 @@ mod server;
 pub mod spdy;
 mod status;
 mod streams;
+mod throttle;
 mod tls;

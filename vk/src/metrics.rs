@@ -46,6 +46,8 @@ pub struct Metrics {
     pub pods: Family<PhaseLabels, Gauge>,
     pub queue_depth: Gauge,
     pub status_backlog: Gauge,
+    pub throttled_requests: Counter,
+    pub request_rate: Gauge,
     registry: Registry,
 }
 
@@ -64,6 +66,8 @@ impl Metrics {
         let pods = Family::<PhaseLabels, Gauge>::default();
         let queue_depth = Gauge::default();
         let status_backlog = Gauge::default();
+        let throttled_requests = Counter::default();
+        let request_rate = Gauge::default();
         let mut registry = Registry::with_prefix("vk");
         registry.register(
             "provider_calls",
@@ -96,6 +100,16 @@ impl Metrics {
             "Pod statuses waiting to be written",
             status_backlog.clone(),
         );
+        registry.register(
+            "api_throttled_requests",
+            "API requests answered 429 Too Many Requests",
+            throttled_requests.clone(),
+        );
+        registry.register(
+            "api_request_rate",
+            "Requests per second the API client allows itself now (at most --kube-api-qps)",
+            request_rate.clone(),
+        );
         Metrics {
             provider_calls,
             provider_call_seconds,
@@ -104,6 +118,8 @@ impl Metrics {
             pods,
             queue_depth,
             status_backlog,
+            throttled_requests,
+            request_rate,
             registry,
         }
     }

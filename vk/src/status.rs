@@ -9,7 +9,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::{
+    api::core::v1::{Pod, PodStatus},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
@@ -109,7 +113,45 @@ pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodSt
     if status.qos_class.is_none() {
         status.qos_class.clone_from(&current.qos_class);
     }
-    Some(status)
+    Some(whole_seconds(status))
+}
+
+/// `status` with its times cut to whole seconds, as the API server keeps them: a provider's
+/// finer times would otherwise make a status the API already shows look new, and be written
+/// again at every resync.
+fn whole_seconds(mut status: PodStatus) -> PodStatus {
+    fn cut(time: &mut Option<Time>) {
+        if let Some(time) = time {
+            time.0 = Timestamp::from_second(time.0.as_second()).unwrap_or(time.0);
+        }
+    }
+    cut(&mut status.start_time);
+    for condition in status.conditions.iter_mut().flatten() {
+        cut(&mut condition.last_probe_time);
+        cut(&mut condition.last_transition_time);
+    }
+    let containers = status
+        .container_statuses
+        .iter_mut()
+        .chain(status.init_container_statuses.iter_mut())
+        .chain(status.ephemeral_container_statuses.iter_mut())
+        .flatten();
+    for container in containers {
+        for state in container
+            .state
+            .iter_mut()
+            .chain(container.last_state.iter_mut())
+        {
+            if let Some(running) = &mut state.running {
+                cut(&mut running.started_at);
+            }
+            if let Some(terminated) = &mut state.terminated {
+                cut(&mut terminated.started_at);
+                cut(&mut terminated.finished_at);
+            }
+        }
+    }
+    status
 }
 
 /// A JSON merge patch that turns `current` into `status`, with the UID as a precondition.

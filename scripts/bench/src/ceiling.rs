@@ -72,7 +72,7 @@ pub async fn ceiling(args: CeilingArgs) -> Result<()> {
         c.node
     ));
     let t = Instant::now();
-    let create_failures = fan_out(n, c.concurrency, |i| {
+    let create_failures = fan_out(n, c.concurrency, None, |i| {
         let (pods, object) = (&pods, &objects[i]);
         async move { pods.create(&PostParams::default(), object).await }
     })
@@ -85,7 +85,7 @@ pub async fn ceiling(args: CeilingArgs) -> Result<()> {
         c.concurrency
     ));
     let t = Instant::now();
-    let patch_failures = fan_out(n, c.concurrency, |i| {
+    let patch_failures = fan_out(n, c.concurrency, None, |i| {
         let pods = &pods;
         async move {
             let body = running_status(i, "127.0.0.1");
@@ -99,7 +99,7 @@ pub async fn ceiling(args: CeilingArgs) -> Result<()> {
 
     log(format!("ceiling: deleting {n} pods (grace period 0)"));
     let t = Instant::now();
-    let delete_failures = fan_out(n, c.concurrency, |i| {
+    let delete_failures = fan_out(n, c.concurrency, None, |i| {
         let pods = &pods;
         async move {
             pods.delete(&pod_name(i), &DeleteParams::default().grace_period(0))

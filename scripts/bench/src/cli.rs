@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// A name for this run in the report.
     #[arg(long)]
     pub label: String,
+    /// Create the pods at this steady rate (pods per second) instead of as fast as possible
+    /// (direct mode).
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Keep the pods Running this many seconds before deleting them, measuring what vk
     /// costs while they just run (their probes, for instance).
     #[arg(long, default_value_t = 0)]

@@ -128,14 +128,29 @@ pub async fn delete_namespace(client: &Client, namespace: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `count` requests made by `request(index)`, `concurrency` at a time; returns how many
+/// Runs `count` requests made by `request(index)`, `concurrency` at a time (started at a steady
+/// `rate` per second when given); returns how many
 /// failed (the first few errors are logged).
-pub async fn fan_out<F, Fut, T>(count: usize, concurrency: usize, request: F) -> usize
+pub async fn fan_out<F, Fut, T>(
+    count: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+    request: F,
+) -> usize
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
+    let start = tokio::time::Instant::now();
     let results: Vec<_> = stream::iter(0..count)
+        // At a steady `rate`, request i starts i / rate seconds in.
+        .then(|i| async move {
+            if let Some(rate) = rate {
+                let at = start + std::time::Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(at).await;
+            }
+            i
+        })
         .map(request)
         .buffer_unordered(concurrency)
         .collect()

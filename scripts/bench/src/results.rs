@@ -51,6 +51,9 @@ pub struct RunResult {
     pub delete_latency: Latency,
     pub vk: VkUsage,
     pub cpu_seconds_start_phase: CpuSeconds,
+    /// The steady rate the pods were created at; none: as fast as possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_rate: Option<f64>,
     /// How long the pods were held Running before the delete (0: not held).
     #[serde(default)]
     pub hold_seconds: u64,

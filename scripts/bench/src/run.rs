@@ -45,8 +45,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
     procs.insert(0, ("vk".into(), args.vk_pid));
     let cpu_before = cpu_snapshot(&procs);
     log(format!(
-        "{}: creating {n} pods ({:?}, automount {}, provider {})",
-        args.label, args.mode, args.automount, args.provider
+        "{}: creating {n} pods ({:?}, automount {}, provider {}, {})",
+        args.label,
+        args.mode,
+        args.automount,
+        args.provider,
+        args.rate
+            .map_or("as fast as possible".into(), |rate| format!(
+                "{rate} per second"
+            ))
     ));
 
     // Create.
@@ -60,7 +67,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             let objects: Vec<Pod> = (0..n)
                 .map(|i| bench_pod(&pod_name(i), &c.node, args.automount, &args.pod))
                 .collect::<Result<_>>()?;
-            create_failures = fan_out(n, c.concurrency, |i| {
+            create_failures = fan_out(n, c.concurrency, args.rate, |i| {
                 let (pods, tracker, object) = (&pods, &tracker, &objects[i]);
                 async move {
                     let now = Instant::now();
@@ -139,7 +146,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     match args.mode {
         Mode::Direct => {
             delete_method = "one DELETE per pod, same concurrency as the creates";
-            let failures = fan_out(n, c.concurrency, |i| {
+            let failures = fan_out(n, c.concurrency, None, |i| {
                 let pods = &pods;
                 async move { pods.delete(&pod_name(i), &DeleteParams::default()).await }
             })
@@ -224,6 +231,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             cpu_seconds_total: proc_ticks(&args.vk_pid.to_string()).map(|t| round3(t as f64 / tck)),
         },
         cpu_seconds_start_phase: cpu_start_phase,
+        create_rate: args.rate,
         hold_seconds: args.hold,
         cpu_seconds_hold_phase: cpu_hold,
         rss_mib_after_hold: rss_after_hold.map(mib),

@@ -352,26 +352,15 @@ impl PodController {
                 .call("create_pod", move |p| p.create_pod(&resolved))
                 .await
         };
-        let (success, message, failure) = if update {
-            (
-                "ProviderUpdateSuccess",
-                "Update pod in provider successfully",
-                "ProviderUpdateFailed",
-            )
+        let failure = if update {
+            "ProviderUpdateFailed"
         } else {
-            (
-                "ProviderCreateSuccess",
-                "Create pod in provider successfully",
-                "ProviderCreateFailed",
-            )
+            "ProviderCreateFailed"
         };
+        // Success makes no event: the kubelet records none, and the provider records what
+        // the backend did (Pulled, Started); one request per pod fewer.
         match result {
-            Ok(()) => {
-                inner
-                    .recorder
-                    .pod(&pod, EventType::Normal, success, message, None);
-                Ok(next)
-            }
+            Ok(()) => Ok(next),
             Err(error) => {
                 match tracked {
                     Some(previous) => self.inner.tracked.insert(key, previous),
@@ -488,6 +477,15 @@ impl PodController {
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
         let Some(mut tracked) = tracked else {
+            // Deleted already: the watch has yet to show it gone.
+            if pod
+                .metadata
+                .uid
+                .as_deref()
+                .is_some_and(|uid| inner.tracked.was_deleted(uid))
+            {
+                return Ok(Next::Done);
+            }
             // Never started: nothing to stop.
             return self.delete_from_api(key, &pod).await;
         };
@@ -505,13 +503,7 @@ impl PodController {
                 .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
                 .await
             {
-                Ok(()) => inner.recorder.pod(
-                    &pod,
-                    EventType::Normal,
-                    "ProviderDeleteSuccess",
-                    "Delete pod in provider successfully",
-                    None,
-                ),
+                Ok(()) => {}
                 Err(error) if error.kind == ErrorKind::NotFound => {}
                 Err(error) => {
                     tracked.deleting = false;
@@ -555,7 +547,11 @@ impl PodController {
         let deleted = api.delete(&key.name, &params).await;
         METRICS.api_request("pod_delete", &deleted);
         match deleted {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(uid) = &pod.metadata.uid {
+                    self.inner.tracked.deleted(uid);
+                }
+            }
             // NodeRestriction answers 404 for a pod that its informer has not seen yet (under
             // load it lags the watch): while the watch still shows the pod, ask again.
             Err(kube::Error::Api(response))

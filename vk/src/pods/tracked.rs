@@ -1,7 +1,11 @@
 //! What vk knows of the pods it handed to the provider: one record per pod, behind a lock
 //! that only this module takes, so no caller can hold it across an await or a provider call.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
@@ -30,10 +34,15 @@ pub(super) struct Tracked {
     pub(super) allocation: Allocation,
 }
 
+/// How long vk remembers the pods it deleted from the API: longer than the watch lags.
+const DELETED_MEMORY: Duration = Duration::from_secs(300);
+
 /// The tracked pods by key.
 #[derive(Debug, Default)]
 pub(super) struct TrackedPods {
     pods: Mutex<HashMap<PodKey, Tracked>>,
+    /// UIDs of pods vk deleted from the API, while the watch may still show them.
+    deleted: Mutex<HashMap<String, Instant>>,
 }
 
 impl TrackedPods {
@@ -59,6 +68,19 @@ impl TrackedPods {
         self.pods.lock().remove(key)
     }
 
+    /// Remembers that the pod `uid` was deleted from the API.
+    pub(super) fn deleted(&self, uid: &str) {
+        let now = Instant::now();
+        let mut deleted = self.deleted.lock();
+        deleted.retain(|_, at| now.duration_since(*at) < DELETED_MEMORY);
+        deleted.insert(uid.to_string(), now);
+    }
+
+    /// Whether vk deleted the pod `uid` from the API (recently).
+    pub(super) fn was_deleted(&self, uid: &str) -> bool {
+        self.deleted.lock().contains_key(uid)
+    }
+
     /// Changes the record of `key`, if there is one, under the lock: what `change` does is
     /// ordered with every other change of the map.
     pub(super) fn update<R>(
@@ -69,3 +91,6 @@ impl TrackedPods {
         self.pods.lock().get_mut(key).map(change)
     }
 }
+
+#[cfg(test)]
+mod tests;

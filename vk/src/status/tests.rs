@@ -94,3 +94,38 @@ fn transition_times_move_only_with_the_status() {
         "Initialized changed"
     );
 }
+
+#[test]
+fn times_are_cut_to_whole_seconds_as_the_api_keeps_them() {
+    use k8s_openapi::{
+        api::core::v1::{ContainerState, ContainerStateRunning, ContainerStatus},
+        apimachinery::pkg::apis::meta::v1::Time,
+        jiff::Timestamp,
+    };
+    let precise = Time(
+        "2026-12-06T10:00:00.123456789Z"
+            .parse::<Timestamp>()
+            .unwrap(),
+    );
+    let whole = Time("2026-12-06T10:00:00Z".parse::<Timestamp>().unwrap());
+    let with = |time: &Time| PodStatus {
+        start_time: Some(time.clone()),
+        conditions: Some(vec![PodCondition {
+            last_transition_time: Some(time.clone()),
+            ..condition("Ready", "True")
+        }]),
+        container_statuses: Some(vec![ContainerStatus {
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(time.clone()),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]),
+        ..status("Running", &[])
+    };
+    let current = with(&whole);
+    // What the API shows already is not new, whatever the provider's precision.
+    assert_eq!(merge(Some(&current), with(&precise)), Some(current));
+}
