@@ -109,6 +109,13 @@ fn the_rbac_is_least_privilege_and_the_pdb_comes_with_replicas() {
     assert!(pair.contains("- --leader-elect\n"), "{pair}");
     assert!(pair.contains("resourceNames: [\"vk-n1\"]"), "{pair}");
     assert!(!pair.contains("type: Recreate"), "{pair}");
+
+    // On the host's network a declared port would be a host port, keeping the standby off its
+    // leader's host.
+    let host = template(&["nodeName=n1", "replicas=2", "hostNetwork=true"]);
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    assert!(host.contains("hostNetwork: true"), "{host}");
+    assert!(!host.contains("containerPort"), "{host}");
 }
 
 #[test]
