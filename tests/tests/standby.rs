@@ -38,6 +38,8 @@ const TAKEOVER: Duration = Duration::from_secs(20);
 const KILLS: usize = 5;
 /// A released lease is free at once: a retry period with its jitter, and slack.
 const RELEASED: Duration = Duration::from_secs(5);
+/// A leader reads the lease every retry period (2 s): it sees another holder within one.
+const EXIT: Duration = Duration::from_secs(5);
 const STANDING_BY: &str = "; standing by";
 
 fn jsonpath(cluster: &Cluster, args: &[&str], path: &str) -> String {
@@ -273,4 +275,42 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
         "kube-system",
         "--ignore-not-found",
     ]);
+}
+
+/// A leader that finds the Lease held by someone else (here an admin's write, as a standby
+/// that took it while this leader could not renew) exits at once rather than act beside it.
+#[test]
+fn a_leader_that_finds_another_holder_exits_at_once() {
+    let cluster = Cluster::shared();
+    let node = unique_name("usurped");
+    let mut vk = cluster
+        .vk()
+        .node_name(&node)
+        .kubeconfig(cluster.service_account_kubeconfig(&node))
+        .arg("--leader-elect")
+        .start_ready(READY);
+    let lease = format!("vk-{node}");
+    cluster.kubectl_ok([
+        "patch",
+        "lease",
+        &lease,
+        "-n",
+        "kube-system",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"holderIdentity":"intruder"}}"#,
+    ]);
+    let patched = Instant::now();
+    let status = wait_for_ok("vk to exit", EXIT, || vk.exit_status().ok_or("running"));
+    eprintln!(
+        "vk exited {:.1?} after the lease changed hands",
+        patched.elapsed()
+    );
+    assert!(!status.success(), "{status}");
+    let log = vk.log();
+    let expected =
+        format!("leader election lost: lease kube-system/{lease} is held by intruder now");
+    assert!(log.contains(&expected), "{}", vk.log_tail(10));
+    assert_eq!(lease_holder(cluster, &node), "intruder", "vk wrote no more");
+    cluster.kubectl_ok(["delete", "lease", &lease, "-n", "kube-system"]);
 }
