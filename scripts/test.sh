@@ -2,7 +2,8 @@
 # Runs every check and test of vk: formatting, lints, the build of the workspace and of every
 # provider library, loading each library through `vk providers`, all unit and integration
 # tests (the integration tests start a real control plane, built once from Go modules and cached
-# under $HOME/.cache/vk), and the Debian packages: built and checked (scripts/package.sh), then
+# under $HOME/.cache/vk; tests/tests/chart.rs lints the Helm chart and dry-runs it against the
+# apiserver), and the Debian packages: built and checked (scripts/package.sh), then
 # installed and run on a clean Debian root (scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,10 @@ scripts/install-deps.sh --tests || fail "missing tools (see README.md, 'Set up')
 started=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - started ))s)"; }
 
-step "control-plane binaries and metrics-server"
+step "control-plane binaries, metrics-server and helm"
 scripts/cluster/build.sh >/dev/null
 scripts/cluster/build.sh metrics-server >/dev/null
+scripts/cluster/build.sh helm >/dev/null
 
 step "podman service and test image"
 podman_up=$(scripts/podman.sh up) || fail "scripts/podman.sh up failed"

@@ -3,6 +3,7 @@
 # directory that holds them. Binaries are cached under $HOME/.cache, keyed by the pinned versions.
 # `build.sh metrics-server` builds (once) and prints the directory of metrics-server instead, the
 # resource metrics API behind `kubectl top` and the HPA (scripts/cluster.sh metrics-server).
+# `build.sh helm` builds (once) and prints the directory of Helm, for the chart in deploy/helm/vk.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -27,7 +28,21 @@ if [[ ${1:-} == metrics-server ]]; then
   echo "$bin"
   exit 0
 fi
-[[ $# == 0 ]] || { echo "cluster: usage: $0 [metrics-server]" >&2; exit 2; }
+if [[ ${1:-} == helm ]]; then
+  version=$(module_version "$here/helm" helm.sh/helm/v4)
+  bin="$cache/helm-$version"
+  if [[ ! -x "$bin/helm" ]]; then
+    echo "cluster: building Helm $version into $bin (first time only)" >&2
+    mkdir -p "$bin.tmp"
+    (cd "$here/helm" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$version" -o "$bin.tmp/" \
+        helm.sh/helm/v4/cmd/helm)
+    rm -rf "$bin" && mv "$bin.tmp" "$bin"
+  fi
+  echo "$bin"
+  exit 0
+fi
+[[ $# == 0 ]] || { echo "cluster: usage: $0 [metrics-server|helm]" >&2; exit 2; }
 
 k8s_version=$(module_version "$here/k8s" k8s.io/kubernetes)
 etcd_version=$(module_version "$here/etcd" go.etcd.io/etcd/server/v3)

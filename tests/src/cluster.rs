@@ -591,6 +591,43 @@ impl Cluster {
         path
     }
 
+    /// A kubeconfig of the ServiceAccount `kube-system/vk` bound by the shipped RBAC manifest
+    /// (`vk/deploy/rbac.yaml`, applied here), with a token valid for an hour: vk as it runs in
+    /// the cluster, without node credentials. Written to the run directory as `NAME.kubeconfig`.
+    pub fn service_account_kubeconfig(&self, name: &str) -> PathBuf {
+        let manifest = paths::workspace().join("vk/deploy/rbac.yaml");
+        self.kubectl_ok([OsStr::new("apply"), OsStr::new("-f"), manifest.as_os_str()]);
+        let token = self.kubectl_ok([
+            "create",
+            "token",
+            "vk",
+            "-n",
+            "kube-system",
+            "--duration=1h",
+        ]);
+        let cluster_field = |field: &str| {
+            let path = format!("jsonpath={{.clusters[0].cluster.{field}}}");
+            self.kubectl_ok(["config", "view", "--raw", "-o", &path])
+                .trim()
+                .to_string()
+        };
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{ "name": "c", "cluster": {
+                "server": cluster_field("server"),
+                "certificate-authority-data": cluster_field("certificate-authority-data"),
+            }}],
+            "users": [{ "name": "vk", "user": { "token": token.trim() } }],
+            "contexts": [{ "name": "c", "context": { "cluster": "c", "user": "vk" } }],
+            "current-context": "c",
+        });
+        let path = run_dir().join(format!("{name}.kubeconfig"));
+        fs::write(&path, kubeconfig.to_string())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path
+    }
+
     /// The cluster CA, which also signs the certificates of CSRs.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("pki/ca.crt")

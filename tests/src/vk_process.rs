@@ -55,6 +55,7 @@ impl Cluster {
 pub struct VkBuilder {
     cluster: &'static Cluster,
     node_prefix: String,
+    node_name: Option<String>,
     provider: String,
     provider_config: Option<String>,
     log_level: String,
@@ -72,6 +73,7 @@ impl VkBuilder {
         Self {
             cluster,
             node_prefix: "vk".into(),
+            node_name: None,
             provider: "mock".into(),
             provider_config: None,
             log_level: "debug".into(),
@@ -87,6 +89,12 @@ impl VkBuilder {
     /// The node is named `PREFIX-RUN-N` (default prefix `vk`).
     pub fn node_prefix(mut self, prefix: &str) -> Self {
         self.node_prefix = prefix.into();
+        self
+    }
+
+    /// The node's name instead of a new one: for several vks of one node (`--leader-elect`).
+    pub fn node_name(mut self, name: &str) -> Self {
+        self.node_name = Some(name.into());
         self
     }
 
@@ -181,8 +189,19 @@ impl VkBuilder {
     /// Starts vk (without waiting for its node: see [`VkProcess::wait_registered`] and
     /// [`VkProcess::wait_ready`]).
     pub fn start(self) -> VkProcess {
-        let node = cluster::unique_name(&self.node_prefix);
         let port = cluster::free_port();
+        // vks that share a node keep logs of their own.
+        let (node, log_name) = match self.node_name {
+            Some(node) => {
+                let log_name = format!("{node}-{port}.log");
+                (node, log_name)
+            }
+            None => {
+                let node = cluster::unique_name(&self.node_prefix);
+                let log_name = format!("{node}.log");
+                (node, log_name)
+            }
+        };
         let run_dir = cluster::run_dir();
         let mut args: Vec<OsString> = Vec::new();
         let kubeconfig = match (self.kubeconfig, self.cert_dir) {
@@ -230,7 +249,7 @@ impl VkBuilder {
         args.extend(self.args);
         let mut vk = VkProcess {
             cluster: self.cluster,
-            log_path: run_dir.join(format!("{node}.log")),
+            log_path: run_dir.join(log_name),
             node,
             port,
             kubeconfig,

@@ -277,36 +277,7 @@ fn vk_runs_as_the_node_which_cannot_read_secrets() {
 fn service_account_with_the_shipped_rbac() {
     let cluster = Cluster::shared();
     let namespace = cluster.namespace("rbac");
-    let manifest = vk_tests::paths::workspace().join("vk/deploy/rbac.yaml");
-    cluster.kubectl_ok(["apply", "-f", manifest.to_str().expect("a UTF-8 path")]);
-    let token = cluster.kubectl_ok([
-        "create",
-        "token",
-        "vk",
-        "-n",
-        "kube-system",
-        "--duration=1h",
-    ]);
-    let cluster_field = |field: &str| {
-        let path = format!("jsonpath={{.clusters[0].cluster.{field}}}");
-        cluster
-            .kubectl_ok(["config", "view", "--raw", "-o", &path])
-            .trim()
-            .to_string()
-    };
-    let kubeconfig = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": "c", "cluster": {
-            "server": cluster_field("server"),
-            "certificate-authority-data": cluster_field("certificate-authority-data"),
-        }}],
-        "users": [{ "name": "vk", "user": { "token": token.trim() } }],
-        "contexts": [{ "name": "c", "context": { "cluster": "c", "user": "vk" } }],
-        "current-context": "c",
-    });
-    let path = vk_tests::cluster::run_dir().join(format!("{namespace}.kubeconfig"));
-    std::fs::write(&path, kubeconfig.to_string()).expect("the kubeconfig is written");
+    let path = cluster.service_account_kubeconfig(namespace.name());
     let mut vk = cluster
         .vk()
         .node_prefix("rbac")

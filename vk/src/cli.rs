@@ -164,6 +164,31 @@ pub struct RunArgs {
     /// How long an exec, attach or port-forward session may go without traffic.
     #[arg(long, default_value = "4h", value_parser = parse_duration)]
     pub streaming_connection_idle_timeout: Duration,
+    /// Run as one of several vk processes for this node, of which only the holder of a Lease
+    /// acts (registers the node, runs its pods, serves the kubelet API); the others stand by
+    /// and take over when it dies.
+    #[arg(long, env = "VK_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader election's Lease.
+    #[arg(
+        long,
+        env = "VK_LEADER_ELECT_NAMESPACE",
+        default_value = "kube-system",
+        requires = "leader_elect"
+    )]
+    pub leader_elect_resource_namespace: String,
+    /// Name of the leader election's Lease (default: vk-NODENAME).
+    #[arg(long, requires = "leader_elect", value_parser = parse_node_name)]
+    pub leader_elect_resource_name: Option<String>,
+    /// How long a standby waits, after the Lease last changed, before it takes the node over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader may fail to renew the Lease before it exits.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often the leader renews the Lease and a standby checks it.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
     /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, refines it.
     #[arg(long, env = "VK_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,

@@ -29,6 +29,7 @@ use crate::{
     certificates,
     cli::RunArgs,
     client,
+    election::{self, ElectionError, Elector, Leadership},
     events::Recorder,
     node::{NodeController, NodeSettings},
     pods::{PodController, PodSettings},
@@ -42,6 +43,9 @@ use crate::{
 /// defaults: 50 per second, bursts of 100).
 const EVENT_QPS: f64 = 50.0;
 const EVENT_BURST: u32 = 100;
+/// The leader election has its own budget too, so that busy pods cannot delay a renewal.
+const ELECTION_QPS: f64 = 5.0;
+const ELECTION_BURST: u32 = 10;
 
 pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     let module = provider::load(&plugin_dir, &args.provider)?;
@@ -55,6 +59,20 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
     let config = credentials.config;
     let identity = credentials.identity;
     let client_identity = identity.as_ref().map(|i| i.identity.clone());
+    // A standby waits here, before it loads anything or listens: it has nothing to do until
+    // it leads.
+    let mut leadership = match election_settings(&args) {
+        Some(settings) => {
+            let client = client::rate_limited(
+                config.clone(),
+                client_identity.as_ref(),
+                ELECTION_QPS,
+                ELECTION_BURST,
+            )?;
+            Some(Elector::new(client, settings)?.acquire().await)
+        }
+        None => None,
+    };
     let node_ip = match args.node_ip {
         Some(ip) => ip,
         None => local_ip_towards(&config.cluster_url).with_context(|| {
@@ -202,6 +220,13 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
             result = &mut startup => if let Err(error) = result { break Err(error) },
             result = &mut node_task => break result.context("the node controller crashed")?.context("the node controller stopped"),
             result = &mut pod_task => break result.context("the pod controller crashed")?.context("the pod controller stopped"),
+            error = lost(&mut leadership) => {
+                // No fencing exists: another vk may lead already, so stop acting before any
+                // other write (client-go's leaders exit too). The supervisor restarts this
+                // process, as a standby.
+                log::error!("leader election lost: {error:#}; exiting at once");
+                std::process::exit(1);
+            }
         }
     };
     log::info!("stopping; the provider's pods keep running for the next vk to adopt");
@@ -218,7 +243,33 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         }
     })
     .await;
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     outcome
+}
+
+/// `--leader-elect`'s lease and timings, when it is given.
+fn election_settings(args: &RunArgs) -> Option<election::Settings> {
+    args.leader_elect.then(|| election::Settings {
+        namespace: args.leader_elect_resource_namespace.clone(),
+        name: args
+            .leader_elect_resource_name
+            .clone()
+            .unwrap_or_else(|| format!("vk-{}", args.nodename)),
+        identity: election::identity(),
+        lease_duration: args.leader_elect_lease_duration,
+        renew_deadline: args.leader_elect_renew_deadline,
+        retry_period: args.leader_elect_retry_period,
+    })
+}
+
+/// Resolves when `leadership` is lost; never without leader election.
+async fn lost(leadership: &mut Option<Leadership>) -> ElectionError {
+    match leadership {
+        Some(leadership) => leadership.lost().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The node's allocatable resources as the provider describes them: the default limits that

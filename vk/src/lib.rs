@@ -9,6 +9,7 @@ mod backoff;
 mod certificates;
 pub mod cli;
 mod client;
+mod election;
 mod events;
 mod handler;
 pub mod kubelet;

@@ -51,6 +51,8 @@ pub const KUBELET_VERSION: &str = concat!("v1.36.0-vk-", env!("CARGO_PKG_VERSION
 const VK_FEATURES: [&str; 1] = ["ExtendWebSocketsToKubelet"];
 /// The apiserver's limit on a declared feature's name.
 const FEATURE_NAME_MAX: usize = 253;
+/// Why a node is not ready before the pod controller's first sync.
+const NOT_SYNCED: &str = "the pod controller has not synced with the provider yet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -203,11 +205,7 @@ fn ready_condition(provider_ready: Option<&NodeCondition>, pods_synced: bool) ->
                 .clone()
                 .unwrap_or_else(|| "the provider is not ready".into()),
         ),
-        _ if !pods_synced => (
-            "False".into(),
-            "KubeletNotReady".into(),
-            "the pod controller has not synced with the provider yet".into(),
-        ),
+        _ if !pods_synced => ("False".into(), "KubeletNotReady".into(), NOT_SYNCED.into()),
         _ => (
             "True".into(),
             "KubeletReady".into(),
@@ -220,6 +218,21 @@ fn ready_condition(provider_ready: Option<&NodeCondition>, pods_synced: bool) ->
         reason: Some(reason),
         message: Some(message),
         ..NodeCondition::default()
+    }
+}
+
+/// Keeps the node's Ready condition as the API has it while the pod controller has not synced:
+/// a vk that takes a Ready node over (a standby, or a restart) finds the provider's pods running,
+/// and reporting NotReady meanwhile would only tell the cluster to start evicting them.
+fn keep_ready_while_syncing(desired: &mut [NodeCondition], current: &[NodeCondition]) {
+    let syncing = desired
+        .iter_mut()
+        .find(|c| c.type_ == "Ready" && c.message.as_deref() == Some(NOT_SYNCED));
+    let ready = current
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True");
+    if let (Some(syncing), Some(ready)) = (syncing, ready) {
+        *syncing = ready.clone();
     }
 }
 
@@ -367,6 +380,13 @@ impl NodeController {
         self.recorder
             .node(EventType::Normal, "Starting", "Starting vk.");
         node.status = status;
+        if let Some(conditions) = node.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+            let current = registered
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref());
+            keep_ready_while_syncing(conditions, current.map_or(&[], Vec::as_slice));
+        }
         self.patch_status(&registered, node)
             .await
             .map_err(registering)

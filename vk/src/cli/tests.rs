@@ -121,3 +121,27 @@ fn certificate_flags_are_the_kubelets_and_the_test_ones_are_hidden() {
     assert!(help.contains("--rotate-server-certificates"), "{help}");
     assert!(!help.contains("--certificate-renewal-fraction"), "{help}");
 }
+
+#[test]
+fn leader_election_is_off_by_default_with_client_gos_timings() {
+    let cli = parse(&[]).unwrap();
+    assert!(!cli.run.leader_elect);
+    assert_eq!(cli.run.leader_elect_resource_namespace, "kube-system");
+    assert_eq!(cli.run.leader_elect_resource_name, None);
+    assert_eq!(cli.run.leader_elect_lease_duration, Duration::from_secs(15));
+    assert_eq!(cli.run.leader_elect_renew_deadline, Duration::from_secs(10));
+    assert_eq!(cli.run.leader_elect_retry_period, Duration::from_secs(2));
+    let cli = parse(&[
+        "--leader-elect",
+        "--leader-elect-resource-namespace=vk",
+        "--leader-elect-resource-name=vk-a",
+        "--leader-elect-lease-duration=30s",
+    ])
+    .unwrap();
+    assert!(cli.run.leader_elect);
+    assert_eq!(cli.run.leader_elect_resource_namespace, "vk");
+    assert_eq!(cli.run.leader_elect_resource_name.as_deref(), Some("vk-a"));
+    assert_eq!(cli.run.leader_elect_lease_duration, Duration::from_secs(30));
+    // The lease's place means nothing without the election.
+    assert!(parse(&["--leader-elect-resource-namespace=vk"]).is_err());
+}

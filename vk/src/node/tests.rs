@@ -159,3 +159,27 @@ fn transition_times_survive_unchanged_statuses() {
     stamp_conditions(&mut flipped, &previous, now);
     assert_eq!(flipped[0].last_transition_time, Some(Time(now)));
 }
+
+#[test]
+fn a_ready_node_taken_over_stays_ready_while_the_pods_sync() {
+    let ready = ready_condition(None, true);
+    let mut desired = vec![ready_condition(None, false)];
+    keep_ready_while_syncing(&mut desired, std::slice::from_ref(&ready));
+    assert_eq!(desired, std::slice::from_ref(&ready));
+
+    // A node that was not Ready stays so until the sync...
+    let mut desired = vec![ready_condition(None, false)];
+    let not_ready = not_ready(vec![], "provider ping failed".into());
+    keep_ready_while_syncing(&mut desired, &not_ready);
+    assert_eq!(desired[0].status, "False");
+    // ... and a provider that says NotReady is believed.
+    let broken = NodeCondition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        message: Some("backend down".into()),
+        ..NodeCondition::default()
+    };
+    let mut desired = vec![ready_condition(Some(&broken), false)];
+    keep_ready_while_syncing(&mut desired, &[ready]);
+    assert_eq!(desired[0].message.as_deref(), Some("backend down"));
+}
