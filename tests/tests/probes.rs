@@ -44,17 +44,6 @@ fn apply_pod(
     cluster.apply(&fixtures::pod(namespace.name(), name, vk.node_name(), spec));
 }
 
-/// Pod `name` once `ready` holds of it.
-fn wait_pod(
-    cluster: &Cluster,
-    namespace: &Namespace,
-    name: &str,
-    what: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    fixtures::wait_pod(cluster, namespace, name, what, READY, ready)
-}
-
 #[test]
 fn readiness_probes_decide_whether_a_pod_is_ready() {
     let (cluster, namespace, vk) = start("ready");
@@ -73,7 +62,7 @@ fn readiness_probes_decide_whether_a_pod_is_ready() {
         json!({ "readinessProbe": exec_probe(&["true"], 1) }),
     );
 
-    let ready = wait_pod(cluster, &namespace, "ready", "Ready", |pod| {
+    let ready = fixtures::wait_pod(cluster, &namespace, "ready", "Ready", READY, |pod| {
         fixtures::condition(pod, "Ready")["status"] == "True"
     });
     assert_eq!(ready["status"]["containerStatuses"][0]["ready"], true);
@@ -116,11 +105,18 @@ fn a_failing_liveness_probe_restarts_the_container_with_back_off() {
         }),
     );
     // The message is read from the log once the container was seen killed.
-    let pod = wait_pod(cluster, &namespace, "hung", "restarted twice", |pod| {
-        let status = &pod["status"]["containerStatuses"][0];
-        status["restartCount"].as_i64().is_some_and(|n| n >= 2)
-            && status["lastState"]["terminated"]["message"].is_string()
-    });
+    let pod = fixtures::wait_pod(
+        cluster,
+        &namespace,
+        "hung",
+        "restarted twice",
+        READY,
+        |pod| {
+            let status = &pod["status"]["containerStatuses"][0];
+            status["restartCount"].as_i64().is_some_and(|n| n >= 2)
+                && status["lastState"]["terminated"]["message"].is_string()
+        },
+    );
     let status = &pod["status"]["containerStatuses"][0];
     let last = &status["lastState"]["terminated"];
     assert_eq!(last["exitCode"], 137, "{status}");
@@ -180,7 +176,7 @@ fn a_startup_probe_holds_the_other_probes_and_kills_when_it_fails() {
             "readinessProbe": exec_probe(&["true"], 1),
         }),
     );
-    let quick = wait_pod(cluster, &namespace, "quick", "Ready", |pod| {
+    let quick = fixtures::wait_pod(cluster, &namespace, "quick", "Ready", READY, |pod| {
         fixtures::condition(pod, "Ready")["status"] == "True"
     });
     assert_eq!(quick["status"]["containerStatuses"][0]["started"], true);
@@ -228,13 +224,20 @@ fn lifecycle_hooks_that_fail_are_events_and_a_failed_post_start_kills() {
     assert_eq!(failed["message"], "PostStartHook failed");
     let killing = wait_event(cluster, &namespace, "post", "Normal", "Killing", READY);
     assert_eq!(killing["message"], "FailedPostStartHook");
-    wait_pod(cluster, &namespace, "post", "restarted", |pod| {
+    fixtures::wait_pod(cluster, &namespace, "post", "restarted", READY, |pod| {
         pod["status"]["containerStatuses"][0]["restartCount"]
             .as_i64()
             .is_some_and(|n| n >= 1)
     });
 
-    wait_pod(cluster, &namespace, "pre", "Running", fixtures::running);
+    fixtures::wait_pod(
+        cluster,
+        &namespace,
+        "pre",
+        "Running",
+        READY,
+        fixtures::running,
+    );
     cluster.kubectl_ok([
         "delete",
         "pod",
