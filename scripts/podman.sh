@@ -80,8 +80,8 @@ down() {
 clean_node() {
   local substring=$1 role ids
   [[ -n $substring ]] || fail "clean-node needs a node name substring"
-  # App and init containers first: the infra containers hold their namespaces.
-  for role in app init infra; do
+  # Every other container first (app, init, sidecar): the infra containers hold their namespaces.
+  for role in app init sidecar infra; do
     ids=$(podman ps -a --filter "label=io.virtual-kubelet.role=$role" \
       --format '{{.ID}} {{index .Labels "io.virtual-kubelet.node"}}' | awk -v s="$substring" 'index($2, s) {print $1}')
     [[ -z $ids ]] || podman rm -f $ids >/dev/null
