@@ -387,6 +387,19 @@ impl ResolveError {
         }
     }
 
+    /// A token refused with 404 or 403: what NodeRestriction answers for a pod its graph of
+    /// bindings has not caught up with yet (under load, seconds after the pod was bound).
+    pub fn may_be_unseen_pod(&self) -> bool {
+        let ResolveError::Token {
+            source: ObjectError::Api { source, .. },
+            ..
+        } = self
+        else {
+            return false;
+        };
+        matches!(source.as_ref(), kube::Error::Api(response) if matches!(response.code, 403 | 404))
+    }
+
     /// The reason of the Warning event to record: the kubelet's `FailedMount` for volumes,
     /// upstream virtual-kubelet's reasons for ConfigMaps and Secrets in the environment, and
     /// the kubelet's `Failed` for the rest.

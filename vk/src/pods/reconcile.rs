@@ -15,7 +15,7 @@ use kube::{
     Api,
     api::{DeleteParams, Preconditions},
 };
-use vk_abi::{ErrorKind, ProviderError};
+use vk_abi::{ErrorKind, ProviderError, error_chain};
 
 use super::{
     PodController,
@@ -28,6 +28,11 @@ use crate::{events::EventType, metrics::METRICS, resize::Allocation, resolve, st
 const TERMINATION_CHECK: Duration = Duration::from_secs(1);
 /// The longest wait between two start-up attempts to list the provider's pods.
 const LIST_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How soon a token is asked again for a pod the API server may not have seen bound yet.
+const UNSEEN_POD_RETRY: Duration = Duration::from_millis(250);
+/// A pod younger than this may not be seen bound by the API server's node authorizer yet.
+const UNSEEN_POD_AGE: Duration = Duration::from_secs(60);
+
 /// How soon a resize that the provider deferred or failed is tried again.
 const RESIZE_RETRY: Duration = Duration::from_secs(5);
 
@@ -110,6 +115,16 @@ fn active_deadline(pod: &Pod) -> Option<Timestamp> {
         .0
         .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(seconds))
         .ok()
+}
+
+/// Whether the pod was created less than [`UNSEEN_POD_AGE`] ago.
+fn is_young(pod: &Pod) -> bool {
+    pod.metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|created| {
+            Timestamp::now().duration_since(created.0).as_secs_f64() < UNSEEN_POD_AGE.as_secs_f64()
+        })
 }
 
 fn until(at: Timestamp) -> Duration {
@@ -291,6 +306,12 @@ impl PodController {
         }
         let resolution = match resolve::resolve(&pod, &inner.settings.node, &inner.objects).await {
             Ok(resolution) => resolution,
+            // Asked again soon and quietly, rather than with growing back-off and an event
+            // and a status write each time: the API server will see the pod in a moment.
+            Err(error) if error.may_be_unseen_pod() && is_young(&pod) => {
+                log::debug!(pod:% = key; "{key}: {}; asking again", error_chain(&error));
+                return Ok(Next::After(UNSEEN_POD_RETRY));
+            }
             Err(error) => {
                 if tracked.is_none() {
                     self.report_config_error(key, &pod, &error);

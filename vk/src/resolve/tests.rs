@@ -165,3 +165,29 @@ fn tokens_are_renewed_like_the_kubelet_does() {
     let debug = format!("{:?}", token(3600));
     assert!(!debug.contains("secret-jwt"), "{debug}");
 }
+
+#[test]
+fn a_refused_token_may_be_for_a_pod_not_seen_yet() {
+    let refused = |code: u16| ResolveError::Token {
+        scope: Scope::Volume("token".into()),
+        service_account: "default".into(),
+        source: crate::resolve::ObjectError::api(
+            "ServiceAccount token",
+            "ns",
+            "default",
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            })),
+        ),
+    };
+    assert!(refused(404).may_be_unseen_pod());
+    assert!(refused(403).may_be_unseen_pod());
+    assert!(!refused(500).may_be_unseen_pod());
+    let missing = ResolveError::NotFound {
+        scope: Scope::Volume("config".into()),
+        kind: super::ObjectKind::ConfigMap,
+        name: "c".into(),
+    };
+    assert!(!missing.may_be_unseen_pod());
+}
