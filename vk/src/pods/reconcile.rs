@@ -253,7 +253,7 @@ impl PodController {
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
-        if let Some(mut tracked) = tracked.filter(|t| !t.deleting) {
+        if let Some(tracked) = tracked.filter(|t| !t.deleting) {
             inner.recorder.pod(
                 pod,
                 EventType::Normal,
@@ -261,29 +261,12 @@ impl PodController {
                 DEADLINE_MESSAGE,
                 None,
             );
-            // Marked first: the provider's reports of the stopping pod must not overwrite
-            // the Failed status.
-            tracked.deleting = true;
-            self.inner.tracked.insert(key, tracked.clone());
             let grace = pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.termination_grace_period_seconds)
                 .unwrap_or(30);
-            let doomed = pod.clone();
-            match inner
-                .provider
-                .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
-                .await
-            {
-                Ok(()) => {}
-                Err(error) if error.kind == ErrorKind::NotFound => {}
-                Err(error) => {
-                    tracked.deleting = false;
-                    self.inner.tracked.insert(key, tracked);
-                    return Err(error.into());
-                }
-            }
+            self.stop_in_provider(key, tracked, pod, grace).await?;
         }
         inner.status.submit(
             key.clone(),
@@ -497,7 +480,7 @@ impl PodController {
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
-        let Some(mut tracked) = tracked else {
+        let Some(tracked) = tracked else {
             // Deleted already: the watch has yet to show it gone.
             if pod
                 .metadata
@@ -511,33 +494,16 @@ impl PodController {
             return self.delete_from_api(key, &pod).await;
         };
         if !tracked.deleting {
-            // Marked before the call: the provider may report the stopped pod before it
-            // returns, and that report must not become a status write on a pod being deleted.
-            tracked.deleting = true;
-            self.inner.tracked.insert(key, tracked.clone());
             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
-            // The preStop hooks take their time from the grace period.
-            let grace = self.inner.prober.terminate(key, &pod, grace).await;
-            let doomed = pod.clone();
-            match inner
-                .provider
-                .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
-                .await
-            {
-                Ok(()) => {}
-                Err(error) if error.kind == ErrorKind::NotFound => {}
-                Err(error) => {
-                    tracked.deleting = false;
-                    self.inner.tracked.insert(key, tracked);
-                    inner.recorder.pod(
-                        &pod,
-                        EventType::Warning,
-                        "ProviderDeleteFailed",
-                        &error.message,
-                        None,
-                    );
-                    return Err(error.into());
-                }
+            if let Err(error) = self.stop_in_provider(key, tracked, &pod, grace).await {
+                inner.recorder.pod(
+                    &pod,
+                    EventType::Warning,
+                    "ProviderDeleteFailed",
+                    &error.message,
+                    None,
+                );
+                return Err(error.into());
             }
         }
         let (namespace, name) = (key.namespace.clone(), key.name.clone());
@@ -552,6 +518,37 @@ impl PodController {
             return self.delete_from_api(key, &pod).await;
         }
         Ok(Next::After(TERMINATION_CHECK))
+    }
+
+    /// Has the provider stop the pod within `grace` seconds, after its preStop hooks (which take
+    /// their time from that grace). Marked as deleting first: the provider may report the
+    /// stopped pod before the call returns, and that report must not become a status write
+    /// (over a Failed status, or on a pod being deleted). Unmarked if the call fails.
+    async fn stop_in_provider(
+        &self,
+        key: &PodKey,
+        mut tracked: Tracked,
+        pod: &Arc<Pod>,
+        grace: i64,
+    ) -> Result<(), ProviderError> {
+        tracked.deleting = true;
+        self.inner.tracked.insert(key, tracked.clone());
+        let grace = self.inner.prober.terminate(key, pod, grace).await;
+        let doomed = pod.clone();
+        match self
+            .inner
+            .provider
+            .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(()),
+            Err(error) => {
+                tracked.deleting = false;
+                self.inner.tracked.insert(key, tracked);
+                Err(error)
+            }
+        }
     }
 
     /// Removes the pod from the API with grace 0, only if it is still the same pod.
