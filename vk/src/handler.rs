@@ -253,10 +253,10 @@ impl Target {
         if let Some(address) = address {
             return tokio::net::TcpStream::connect(&address)
                 .await
-                .map(Connection::Direct)
+                .map(|stream| Box::new(stream) as Connection)
                 .map_err(|error| format!("dial tcp {address}: {error}"));
         }
-        Ok(Connection::Forwarded(self.forward(port)))
+        Ok(Box::new(self.forward(port)))
     }
 
     /// One connection through the provider's port-forward, as an in-memory duplex.
@@ -303,55 +303,12 @@ fn container_port(container: &Container, port: &IntOrString) -> Result<u16, Stri
     }
 }
 
-/// A connection to the container, whichever way it was made.
-enum Connection {
-    Direct(tokio::net::TcpStream),
-    Forwarded(tokio::io::DuplexStream),
-}
+/// A connection to the container, whichever way it was made (dialled, or a port-forward).
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 
-impl AsyncRead for Connection {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Connection::Direct(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
-            Connection::Forwarded(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
-        }
-    }
-}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-impl AsyncWrite for Connection {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Connection::Direct(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
-            Connection::Forwarded(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Connection::Direct(stream) => std::pin::Pin::new(stream).poll_flush(cx),
-            Connection::Forwarded(stream) => std::pin::Pin::new(stream).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Connection::Direct(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
-            Connection::Forwarded(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
-        }
-    }
-}
+type Connection = Box<dyn Io>;
 
 /// One GET on `io` (HTTP/1.1, `Connection: close`); the status and the start of the body.
 async fn get<T>(

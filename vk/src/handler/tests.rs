@@ -19,7 +19,7 @@ async fn answer_once(response: &'static str) -> (u16, tokio::task::JoinHandle<St
 }
 
 async fn direct(port: u16) -> Connection {
-    Connection::Direct(
+    Box::new(
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap(),
