@@ -158,16 +158,12 @@ impl Store {
             .mode(0o700)
             .create(&self.dir)
             .map_err(write_error(&self.dir))?;
-        let stamp = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d-%H-%M-%S");
-        let file = self.dir.join(format!("{}-{stamp}.pem", self.prefix));
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&file)
-            .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|()| f.sync_all()))
-            .map_err(write_error(&file))?;
+        let file = self
+            .write_new_file(&pem)
+            .map_err(|(file, source)| StoreError::Write {
+                path: file.display().to_string(),
+                source,
+            })?;
         let updated = self.dir.join(format!("{}-updated.pem", self.prefix));
         match fs::remove_file(&updated) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => {
@@ -179,6 +175,32 @@ impl Store {
         let current = self.current_path();
         fs::rename(&updated, &current).map_err(write_error(&current))?;
         Ok(pair)
+    }
+
+    /// Writes `pem` to a file of its own, named after the time like the kubelet's. A pair saved
+    /// in the same second gets a numbered name rather than overwriting a file the current link
+    /// may still point at, so a crash mid-write never leaves the current pair broken.
+    fn write_new_file(&self, pem: &str) -> Result<PathBuf, (PathBuf, io::Error)> {
+        let stamp = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d-%H-%M-%S");
+        for attempt in 0u32.. {
+            let name = match attempt {
+                0 => format!("{}-{stamp}.pem", self.prefix),
+                n => format!("{}-{stamp}-{n}.pem", self.prefix),
+            };
+            let file = self.dir.join(name);
+            let written = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|()| f.sync_all()));
+            match written {
+                Ok(()) => return Ok(file),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err((file, error)),
+            }
+        }
+        unreachable!("a directory cannot hold every numbered name")
     }
 }
 

@@ -65,6 +65,31 @@ fn a_saved_pair_is_private_linked_as_current_and_loaded_again() {
 }
 
 #[test]
+fn pairs_saved_in_the_same_second_keep_files_of_their_own() {
+    let dir = scratch("same-second");
+    let store = Store::new(&dir, "kubelet-client");
+    let now = crate::certificates::rotation::now();
+    let (first_cert, first_key) = issued("system:node:vk-1", now - 60, now + 3600);
+    let (second_cert, second_key) = issued("system:node:vk-2", now - 60, now + 3600);
+    store.save(&first_cert, &first_key).unwrap();
+    let first = fs::read_link(store.current_path()).unwrap();
+    store.save(&second_cert, &second_key).unwrap();
+    let second = fs::read_link(store.current_path()).unwrap();
+
+    assert_ne!(first, second);
+    assert!(
+        fs::read_to_string(&first)
+            .unwrap()
+            .starts_with(first_cert.trim_end())
+    );
+    assert_eq!(
+        store.load().unwrap().unwrap().common_name,
+        "system:node:vk-2"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn an_expired_or_foreign_certificate_is_not_reused() {
     let dir = scratch("expired");
     let store = Store::new(&dir, "kubelet-client");
