@@ -22,6 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use vk_tests::{
     cluster::{Cluster, unique_name},
@@ -58,6 +59,17 @@ fn lease_holder(cluster: &Cluster, node: &str) -> String {
         &["get", "lease", &lease, "-n", "kube-system"],
         "{.spec.holderIdentity}",
     )
+}
+
+fn lease_acquired(cluster: &Cluster, node: &str) -> Timestamp {
+    let lease = format!("vk-{node}");
+    let time = jsonpath(
+        cluster,
+        &["get", "lease", &lease, "-n", "kube-system"],
+        "{.spec.acquireTime}",
+    );
+    time.parse()
+        .unwrap_or_else(|e| panic!("acquireTime {time:?}: {e}"))
 }
 
 /// The node's InternalIP and kubelet port, as the apiserver dials them.
@@ -182,6 +194,7 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
 
         vks[leader].kill();
         let killed = Instant::now();
+        let killed_at = Timestamp::now();
         let new_holder = wait_for_ok("the standby to take the lease", TAKEOVER, || {
             let now = lease_holder(cluster, &node);
             if now != holder && !now.is_empty() {
@@ -190,7 +203,10 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
                 Err(now)
             }
         });
-        let leads = killed.elapsed();
+        // The new holder's acquireTime, on this machine's clock, rather than when a kubectl
+        // poll first saw it.
+        let leads = lease_acquired(cluster, &node).duration_since(killed_at);
+        let leads = Duration::try_from(leads).expect("acquired after the kill");
         let expected = format!("127.0.0.1:{}", vks[standby].port());
         wait_for("the node to point at the new leader", TAKEOVER, || {
             node_endpoint(cluster, &node) == expected

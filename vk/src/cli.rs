@@ -177,6 +177,10 @@ pub struct RunArgs {
         requires = "leader_elect"
     )]
     pub leader_elect_resource_namespace: String,
+    /// Who this process is in the Lease's holderIdentity (default: the host's name, which is
+    /// not the pod's on the host's network); a random suffix is always added.
+    #[arg(long, env = "VK_LEADER_ELECT_IDENTITY", requires = "leader_elect")]
+    pub leader_elect_identity: Option<String>,
     /// Name of the leader election's Lease (default: vk-NODENAME).
     #[arg(long, requires = "leader_elect", value_parser = parse_node_name)]
     pub leader_elect_resource_name: Option<String>,

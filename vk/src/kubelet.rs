@@ -257,7 +257,7 @@ fn election_settings(args: &RunArgs) -> Option<election::Settings> {
             .leader_elect_resource_name
             .clone()
             .unwrap_or_else(|| format!("vk-{}", args.nodename)),
-        identity: election::identity(),
+        identity: election::identity(args.leader_elect_identity.as_deref()),
         lease_duration: args.leader_elect_lease_duration,
         renew_deadline: args.leader_elect_renew_deadline,
         retry_period: args.leader_elect_retry_period,

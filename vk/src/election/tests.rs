@@ -122,7 +122,10 @@ fn our_own_lease_is_renewed_keeping_its_acquire_time_and_transitions() {
 
 #[test]
 fn identities_differ_between_processes_of_one_host() {
-    let (a, b) = (identity(), identity());
+    let (a, b) = (identity(None), identity(None));
     assert_ne!(a, b);
     assert!(a.contains('_'), "{a}");
+    let named = identity(Some("vk-5d8f-abcde"));
+    assert!(named.starts_with("vk-5d8f-abcde_"), "{named}");
+    assert!(identity(Some("")).starts_with(&a[..a.rfind('_').unwrap() + 1]));
 }
