@@ -4,7 +4,9 @@
 # tests (the integration tests start a real control plane, built once from Go modules and cached
 # under $HOME/.cache/vk; tests/tests/chart.rs lints the Helm chart and dry-runs it against the
 # apiserver), and the Debian packages: built and checked (scripts/package.sh), then
-# installed and run on a clean Debian root (scripts/package-test.sh).
+# installed and run on a clean Debian root (scripts/package-test.sh); last the container image
+# made from them (scripts/image.sh), installed by the Helm chart with a hot standby on a node
+# of Podman containers (tests/tests/incluster.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,5 +52,11 @@ scripts/package.sh
 
 step "debian packages on a clean root"
 scripts/package-test.sh
+
+step "container image from the packages (scripts/image.sh)"
+scripts/image.sh
+
+step "the chart in the cluster: image, helm install, hot standby, helm uninstall"
+cargo test -p vk-tests --test incluster -- --ignored --test-threads=1
 
 step "done"

@@ -5,9 +5,11 @@
 pub mod aci;
 pub mod cluster;
 pub mod fixtures;
+pub mod helm;
 pub mod kubelet_client;
 pub mod metrics_server;
 pub mod paths;
 pub mod podman;
+pub mod takeover;
 pub mod vk_process;
 pub mod wait;

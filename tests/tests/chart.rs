@@ -6,13 +6,13 @@
 //! Helm is built from its Go module the first time (`scripts/cluster/build.sh helm`, cached in
 //! `~/.cache/vk/control-plane`).
 
-use std::{
-    path::PathBuf,
-    process::{Command, Output, Stdio},
-    sync::OnceLock,
-};
+use std::process::{Command, Output, Stdio};
 
-use vk_tests::{cluster::Cluster, paths};
+use vk_tests::{
+    cluster::Cluster,
+    helm::{self, helm},
+    paths,
+};
 
 fn chart_sh(args: &[&str]) -> Command {
     let mut command = Command::new(paths::workspace().join("scripts/chart.sh"));
@@ -29,21 +29,10 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn helm() -> &'static PathBuf {
-    static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let output = chart_sh(&["helm"]).output().expect("cannot run chart.sh");
-        assert!(output.status.success(), "{}", text(&output));
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-    })
-}
-
 /// `helm template` of the chart with `sets` (`--set` arguments).
 fn template(sets: &[&str]) -> Output {
     let mut command = Command::new(helm());
-    command
-        .args(["template", "vk"])
-        .arg(paths::workspace().join("deploy/helm/vk"));
+    command.args(["template", "vk"]).arg(helm::chart());
     for set in sets {
         command.args(["--set", set]);
     }

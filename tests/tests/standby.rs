@@ -14,11 +14,6 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -28,8 +23,9 @@ use vk_tests::{
     cluster::{Cluster, unique_name},
     fixtures::{self, describe_pods, wait_running},
     podman::{IMAGE, Podman},
+    takeover::{Lease, ReadyWatch, jsonpath},
     vk_process::VkProcess,
-    wait::{POLL_INTERVAL, wait_for, wait_for_ok},
+    wait::{wait_for, wait_for_ok},
 };
 
 const READY: Duration = Duration::from_secs(60);
@@ -43,33 +39,12 @@ const RELEASED: Duration = Duration::from_secs(5);
 const EXIT: Duration = Duration::from_secs(5);
 const STANDING_BY: &str = "; standing by";
 
-fn jsonpath(cluster: &Cluster, args: &[&str], path: &str) -> String {
-    let output = cluster.kubectl(
-        args.iter()
-            .copied()
-            .chain(["-o", &format!("jsonpath={path}")]),
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn lease_holder(cluster: &Cluster, node: &str) -> String {
-    let lease = format!("vk-{node}");
-    jsonpath(
-        cluster,
-        &["get", "lease", &lease, "-n", "kube-system"],
-        "{.spec.holderIdentity}",
-    )
-}
-
-fn lease_acquired(cluster: &Cluster, node: &str) -> Timestamp {
-    let lease = format!("vk-{node}");
-    let time = jsonpath(
-        cluster,
-        &["get", "lease", &lease, "-n", "kube-system"],
-        "{.spec.acquireTime}",
-    );
-    time.parse()
-        .unwrap_or_else(|e| panic!("acquireTime {time:?}: {e}"))
+/// The election's Lease of `node`, at its default place.
+fn lease(node: &str) -> Lease {
+    Lease {
+        namespace: "kube-system".into(),
+        name: format!("vk-{node}"),
+    }
 }
 
 /// The node's InternalIP and kubelet port, as the apiserver dials them.
@@ -79,44 +54,6 @@ fn node_endpoint(cluster: &Cluster, node: &str) -> String {
         &["get", "node", node],
         r#"{.status.addresses[?(@.type=="InternalIP")].address}:{.status.daemonEndpoints.kubeletEndpoint.Port}"#,
     )
-}
-
-/// Polls the node's Ready condition in the background; every sighting that is not True.
-struct ReadyWatch {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<String>>,
-}
-
-impl ReadyWatch {
-    fn start(cluster: &'static Cluster, node: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let node = node.to_string();
-        let thread = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                let started = Instant::now();
-                let mut sightings = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let ready = jsonpath(
-                        cluster,
-                        &["get", "node", &node],
-                        r#"{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].message}"#,
-                    );
-                    if !ready.starts_with("True ") {
-                        sightings.push(format!("{:.1?}: {ready:?}", started.elapsed()));
-                    }
-                    std::thread::sleep(POLL_INTERVAL);
-                }
-                sightings
-            }
-        });
-        ReadyWatch { stop, thread }
-    }
-
-    fn finish(self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the Ready watch panicked")
-    }
 }
 
 /// Each pod's name with its containers' IDs and restart counts.
@@ -188,7 +125,7 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
             .position(|vk| endpoint == format!("127.0.0.1:{}", vk.port()))
             .unwrap_or_else(|| panic!("no vk serves the node's endpoint {endpoint}"));
         let standby = 1 - leader;
-        let holder = lease_holder(cluster, &node);
+        let holder = lease(&node).holder(cluster);
         assert!(vks[leader].log().contains(&holder), "{holder} leads");
         let standing_by = vks[leader].log().matches(STANDING_BY).count();
 
@@ -196,7 +133,7 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
         let killed = Instant::now();
         let killed_at = Timestamp::now();
         let new_holder = wait_for_ok("the standby to take the lease", TAKEOVER, || {
-            let now = lease_holder(cluster, &node);
+            let now = lease(&node).holder(cluster);
             if now != holder && !now.is_empty() {
                 Ok(now)
             } else {
@@ -205,8 +142,7 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
         });
         // The new holder's acquireTime, on this machine's clock, rather than when a kubectl
         // poll first saw it.
-        let leads = lease_acquired(cluster, &node).duration_since(killed_at);
-        let leads = Duration::try_from(leads).expect("acquired after the kill");
+        let leads = lease(&node).taken_after(cluster, killed_at);
         let expected = format!("127.0.0.1:{}", vks[standby].port());
         wait_for("the node to point at the new leader", TAKEOVER, || {
             node_endpoint(cluster, &node) == expected
@@ -262,11 +198,11 @@ fn a_standby_takes_over_a_killed_leader_without_touching_its_pods() {
         .iter()
         .position(|vk| endpoint == format!("127.0.0.1:{}", vk.port()))
         .expect("a vk serves the node");
-    let holder = lease_holder(cluster, &node);
+    let holder = lease(&node).holder(cluster);
     assert!(vks[leader].stop().success());
     let stopped = Instant::now();
     wait_for("the standby to take the released lease", RELEASED, || {
-        let now = lease_holder(cluster, &node);
+        let now = lease(&node).holder(cluster);
         now != holder && !now.is_empty()
     });
     eprintln!(
@@ -305,11 +241,11 @@ fn a_leader_that_finds_another_holder_exits_at_once() {
         .kubeconfig(cluster.service_account_kubeconfig(&node))
         .arg("--leader-elect")
         .start_ready(READY);
-    let lease = format!("vk-{node}");
+    let lease = lease(&node);
     cluster.kubectl_ok([
         "patch",
         "lease",
-        &lease,
+        &lease.name,
         "-n",
         "kube-system",
         "--type=merge",
@@ -324,9 +260,11 @@ fn a_leader_that_finds_another_holder_exits_at_once() {
     );
     assert!(!status.success(), "{status}");
     let log = vk.log();
-    let expected =
-        format!("leader election lost: lease kube-system/{lease} is held by intruder now");
+    let expected = format!(
+        "leader election lost: lease kube-system/{} is held by intruder now",
+        lease.name
+    );
     assert!(log.contains(&expected), "{}", vk.log_tail(10));
-    assert_eq!(lease_holder(cluster, &node), "intruder", "vk wrote no more");
-    cluster.kubectl_ok(["delete", "lease", &lease, "-n", "kube-system"]);
+    assert_eq!(lease.holder(cluster), "intruder", "vk wrote no more");
+    cluster.kubectl_ok(["delete", "lease", &lease.name, "-n", "kube-system"]);
 }
