@@ -364,7 +364,10 @@ impl PodController {
         // Success makes no event: the kubelet records none, and the provider records what
         // the backend did (Pulled, Started); one request per pod fewer.
         match result {
-            Ok(()) => Ok(next),
+            Ok(()) => {
+                log::debug!(pod:% = key; "{key}: {} by the provider", if update { "updated" } else { "created" });
+                Ok(next)
+            }
             Err(error) => {
                 match tracked {
                     Some(previous) => self.inner.tracked.insert(key, previous),
