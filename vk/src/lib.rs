@@ -28,6 +28,7 @@ mod response;
 mod server;
 pub mod spdy;
 mod status;
+mod store;
 mod streams;
 mod throttle;
 mod tls;

@@ -17,11 +17,10 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
-    runtime::reflector::{ObjectRef, Store},
 };
 use serde_json::{Value, json};
 
-use crate::{metrics::METRICS, queue::WorkQueue};
+use crate::{metrics::METRICS, queue::WorkQueue, store::PodStore};
 
 /// A pod by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,9 +35,6 @@ impl PodKey {
             namespace: pod.metadata.namespace.clone()?,
             name: pod.metadata.name.clone()?,
         })
-    }
-    pub fn object_ref(&self) -> ObjectRef<Pod> {
-        ObjectRef::new(&self.name).within(&self.namespace)
     }
 }
 
@@ -181,11 +177,11 @@ pub struct StatusWriter {
     pending: Arc<Mutex<HashMap<PodKey, Pending>>>,
     queue: WorkQueue<PodKey>,
     api: Api<Pod>,
-    store: Store<Pod>,
+    store: PodStore,
 }
 
 impl StatusWriter {
-    pub fn new(client: Client, store: Store<Pod>) -> Self {
+    pub fn new(client: Client, store: PodStore) -> Self {
         StatusWriter {
             pending: Arc::default(),
             queue: WorkQueue::new(),
@@ -231,7 +227,7 @@ impl StatusWriter {
     }
 
     async fn write(&self, key: &PodKey, pending: Pending) {
-        let Some(current) = self.store.get(&key.object_ref()) else {
+        let Some(current) = self.store.get(key) else {
             return;
         };
         if current.metadata.uid.as_deref() != Some(pending.uid.as_str()) {
