@@ -105,11 +105,12 @@ impl Allocation {
     }
 
     /// Whether `pod` differs from `previous`, the pod last synced, only in what a resize may
-    /// change, and a resize is to be started, retried, or dropped from the status.
-    pub fn is_resize(&self, previous: &Pod, pod: &Pod) -> bool {
+    /// change, and a resize is to be started, retried, or dropped from the status. `previous`
+    /// is only asked for when the allocation is unsettled: it is decoded from the store.
+    pub fn is_resize(&self, previous: impl FnOnce() -> Pod, pod: &Pod) -> bool {
         let unsettled = self.error.is_some() || self.held.is_some() || !self.allocates(pod);
         unsettled
-            && without_resources(previous.spec.as_ref()) == without_resources(pod.spec.as_ref())
+            && without_resources(previous().spec.as_ref()) == without_resources(pod.spec.as_ref())
     }
 
     /// Whether `pod` asks for the allocated resources.

@@ -330,7 +330,7 @@ impl PodController {
         };
         let update = match &tracked {
             None => false,
-            Some(t) if t.allocation.is_resize(&t.last_seen.pod(), &pod) => {
+            Some(t) if t.allocation.is_resize(|| t.last_seen.pod(), &pod) => {
                 return self.resize(key, pod, current, next).await;
             }
             Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
