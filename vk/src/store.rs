@@ -3,11 +3,13 @@
 //! k8s-openapi's types lay out every optional field inline, so a decoded pod is several times
 //! the size of its JSON (a `Volume` takes 3 KiB before any of its content, a `Container` 2 KiB):
 //! at 10,000 pods the decoded objects were most of vk's memory. The store keeps each pod as
-//! its JSON, without managed fields, beside the few fields read without the rest (its name,
-//! UID, phase), and decodes a pod when it is asked for one.
+//! its JSON, without managed fields, deflated (a pod's JSON repeats its keys, and shrinks to
+//! about a third), beside the few fields read without the rest (its name, UID, phase), and
+//! decodes a pod when it is asked for one.
 
-use std::sync::Arc;
+use std::{io::Read, sync::Arc};
 
+use flate2::{Compression, read::DeflateDecoder, write::DeflateEncoder};
 use k8s_openapi::{
     NamespaceResourceScope, api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -22,14 +24,18 @@ pub struct StoredPod {
     /// Name, namespace, UID and resource version only: what the store's keys are made of.
     metadata: ObjectMeta,
     phase: Option<String>,
+    /// The pod's JSON, deflated.
     json: Box<[u8]>,
 }
 
 impl StoredPod {
     pub fn new(mut pod: Pod) -> Self {
         pod.metadata.managed_fields = None;
-        let json = serde_json::to_vec(&pod)
-            .expect("a pod serialises")
+        let mut deflated = DeflateEncoder::new(Vec::new(), Compression::fast());
+        serde_json::to_writer(&mut deflated, &pod).expect("a pod serialises into memory");
+        let json = deflated
+            .finish()
+            .expect("deflating into memory cannot fail")
             .into_boxed_slice();
         let metadata = ObjectMeta {
             name: pod.metadata.name,
@@ -48,8 +54,12 @@ impl StoredPod {
 
     /// The whole pod.
     pub fn pod(&self) -> Pod {
+        let mut json = Vec::with_capacity(self.json.len() * 4);
+        DeflateDecoder::new(&*self.json)
+            .read_to_end(&mut json)
+            .expect("inflating from memory cannot fail");
         // The JSON was written from a pod by `new`.
-        serde_json::from_slice(&self.json).expect("a stored pod decodes")
+        serde_json::from_slice(&json).expect("a stored pod decodes")
     }
 
     pub fn key(&self) -> Option<PodKey> {
