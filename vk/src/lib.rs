@@ -18,6 +18,7 @@ pub mod logging;
 mod metrics;
 mod node;
 mod objects;
+mod packed;
 mod pods;
 mod prober;
 pub mod provider;

@@ -20,7 +20,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::{metrics::METRICS, queue::WorkQueue, store::PodStore};
+use crate::{metrics::METRICS, packed::Packed, queue::WorkQueue, store::PodStore};
 
 /// A pod by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -168,8 +168,9 @@ fn patch(uid: &str, current: Option<&PodStatus>, status: &PodStatus) -> Value {
 #[derive(Debug)]
 struct Pending {
     uid: String,
-    /// Boxed: the map's table, which never shrinks, holds a pointer per slot, not a status.
-    status: Box<PodStatus>,
+    /// Packed: during a burst or a resync round thousands wait, and the map's table, which
+    /// never shrinks, holds a pointer per slot, not a status.
+    status: Packed<PodStatus>,
 }
 
 /// The status writer; cheap to clone.
@@ -196,14 +197,20 @@ impl StatusWriter {
     /// pod's status again, and holding 10,000 of them until a writer gets to each was tens of
     /// MiB at 10,000 pods.
     pub fn submit(&self, key: PodKey, uid: String, status: PodStatus) {
+        let packed = Packed::new(&status);
         // Decided under the lock: a later submit for the pod must not be dropped by this one.
         let mut pending = self.pending.lock().expect("status lock");
-        if self.to_write(&key, &uid, status.clone()).is_none() {
+        if self.to_write(&key, &uid, status).is_none() {
             pending.remove(&key);
             return;
         }
-        let status = Box::new(status);
-        pending.insert(key.clone(), Pending { uid, status });
+        pending.insert(
+            key.clone(),
+            Pending {
+                uid,
+                status: packed,
+            },
+        );
         drop(pending);
         self.queue.add(key);
     }
@@ -252,7 +259,8 @@ impl StatusWriter {
     }
 
     async fn write(&self, key: &PodKey, pending: Pending) {
-        let Some((current, status)) = self.to_write(key, &pending.uid, *pending.status) else {
+        let Some((current, status)) = self.to_write(key, &pending.uid, pending.status.unpack())
+        else {
             return;
         };
         let body = patch(&pending.uid, current.as_ref(), &status);
@@ -272,7 +280,7 @@ impl StatusWriter {
                 let mut pending_map = self.pending.lock().expect("status lock");
                 pending_map.entry(key.clone()).or_insert(Pending {
                     uid: pending.uid,
-                    status: Box::new(status),
+                    status: Packed::new(&status),
                 });
                 drop(pending_map);
                 self.queue.retry(key.clone());

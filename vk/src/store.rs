@@ -1,22 +1,18 @@
 //! The pods bound to this node as the watch last showed them, kept compact.
 //!
-//! k8s-openapi's types lay out every optional field inline, so a decoded pod is several times
-//! the size of its JSON (a `Volume` takes 3 KiB before any of its content, a `Container` 2 KiB):
-//! at 10,000 pods the decoded objects were most of vk's memory. The store keeps each pod as
-//! its JSON, without managed fields, deflated (a pod's JSON repeats its keys, and shrinks to
-//! about a third), beside the few fields read without the rest (its name, UID, phase), and
-//! decodes a pod when it is asked for one.
+//! At 10,000 pods the decoded pods were most of vk's memory. The store keeps each pod packed
+//! (see [`Packed`]), without managed fields, beside the few fields read without the rest (its
+//! name, UID, phase), and decodes a pod when it is asked for one.
 
-use std::{io::Read, sync::Arc};
+use std::sync::Arc;
 
-use flate2::{Compression, read::DeflateDecoder, write::DeflateEncoder};
 use k8s_openapi::{
     NamespaceResourceScope, api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use serde::{Deserialize, Deserializer};
 
-use crate::status::PodKey;
+use crate::{packed::Packed, status::PodKey};
 
 /// A watched pod as the store keeps it: its identity decoded, the rest as JSON.
 #[derive(Debug, Clone)]
@@ -24,19 +20,13 @@ pub struct StoredPod {
     /// Name, namespace, UID and resource version only: what the store's keys are made of.
     metadata: ObjectMeta,
     phase: Option<String>,
-    /// The pod's JSON, deflated.
-    json: Box<[u8]>,
+    pod: Packed<Pod>,
 }
 
 impl StoredPod {
     pub fn new(mut pod: Pod) -> Self {
         pod.metadata.managed_fields = None;
-        let mut deflated = DeflateEncoder::new(Vec::new(), Compression::fast());
-        serde_json::to_writer(&mut deflated, &pod).expect("a pod serialises into memory");
-        let json = deflated
-            .finish()
-            .expect("deflating into memory cannot fail")
-            .into_boxed_slice();
+        let packed = Packed::new(&pod);
         let metadata = ObjectMeta {
             name: pod.metadata.name,
             namespace: pod.metadata.namespace,
@@ -48,18 +38,13 @@ impl StoredPod {
         StoredPod {
             metadata,
             phase,
-            json,
+            pod: packed,
         }
     }
 
     /// The whole pod.
     pub fn pod(&self) -> Pod {
-        let mut json = Vec::with_capacity(self.json.len() * 4);
-        DeflateDecoder::new(&*self.json)
-            .read_to_end(&mut json)
-            .expect("inflating from memory cannot fail");
-        // The JSON was written from a pod by `new`.
-        serde_json::from_slice(&json).expect("a stored pod decodes")
+        self.pod.unpack()
     }
 
     pub fn key(&self) -> Option<PodKey> {
