@@ -5,7 +5,7 @@
 # Usage: scripts/bench.sh [--provider mock|hyper] [--pods N] [--mode direct|deployment|both]
 #                         [--automount on|off|both] [--keep] [--port-base P] [--qps Q] [--burst B]
 #                         [--workers W] [--vk-defaults] [--profile bench|default] [--rate R]
-#                         [--probe] [--hold S]
+#                         [--probe] [--hold S] [--heaptrack]
 #   --provider P    mock (default): pods are Running at once, vk's own cost is measured; hyper:
 #                   pods are real containers on the Podman service of `scripts/podman.sh up`
 #                   (started if needed, left running), image localhost/vk-busybox:latest with
@@ -31,6 +31,10 @@
 #                   through the provider's exec), to measure what probes cost
 #   --hold S        keep the pods Running S seconds before deleting them, and report vk's CPU
 #                   and memory over that time (default 0)
+#   --heaptrack     run vk under heaptrack, for where its memory goes: the profile is written to
+#                   target/bench/<timestamp>/vk-<run>.heaptrack.zst (read it with heaptrack_print);
+#                   heaptrack's own bookkeeping inflates vk's RSS and CPU, so those figures of
+#                   such a run are not comparable with a plain one
 #
 # What it does: builds vk, libvk_mock.so (and libvk_hyper.so for hyper) and the bench client
 # (scripts/bench, `vk-bench`) in release mode; starts a control plane with
@@ -51,7 +55,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 provider=mock pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
-probe=false hold=0 vk_defaults=false profile=bench rate=
+probe=false hold=0 vk_defaults=false profile=bench rate= heaptrack=false
 cluster=vk-bench
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -69,6 +73,7 @@ while (($#)); do
     --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     --keep) keep=true; shift ;;
     --probe) probe=true; shift ;;
+    --heaptrack) heaptrack=true; shift ;;
     --vk-defaults) vk_defaults=true; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see: $0 --help)" ;;
@@ -92,7 +97,7 @@ out=$(realpath "$out")
 cluster_args=(--name "$cluster" --profile "$profile" --port-base "$port_base")
 
 # ---------------------------------------------------------------- cleanup
-vk_pid="" vk_node="" cluster_started=false
+vk_pid="" wrapper_pid="" vk_node="" cluster_started=false
 stop_vk() {
   [[ -n $vk_pid ]] || return 0
   kill -TERM "$vk_pid" 2>/dev/null || true
@@ -100,6 +105,11 @@ stop_vk() {
   kill -KILL "$vk_pid" 2>/dev/null || true
   wait "$vk_pid" 2>/dev/null || true
   vk_pid=""
+  # heaptrack: it writes the profile once vk has exited.
+  if [[ -n $wrapper_pid ]]; then
+    wait "$wrapper_pid" 2>/dev/null || true
+    wrapper_pid=""
+  fi
   # hyper: the engine outlives vk; remove whatever is left of the node's pods.
   if [[ $provider == hyper ]]; then
     scripts/podman.sh clean-node "$vk_node" >&2 || { log "could not remove the containers of $vk_node"; return 1; }
@@ -151,6 +161,10 @@ vk_flags=(--kube-api-qps "$qps" --kube-api-burst "$burst" --pod-sync-workers "$w
 label_suffix=${rate:+-rate$rate}
 vk_flags_text="${vk_flags[*]}"
 if $vk_defaults; then vk_flags=() vk_flags_text="vk defaults" label_suffix+=-defaults; fi
+if $heaptrack; then
+  command -v heaptrack >/dev/null || die "--heaptrack needs heaptrack (apt-get install heaptrack)"
+  label_suffix+=-heaptrack
+fi
 
 # ---------------------------------------------------------------- build
 log "building vk, $libs and vk-bench (release)"
@@ -199,10 +213,21 @@ start_vk() { # start_vk NODE PORT LOG
     printf '{"%s": {"pods": "20000", "cpu": "10000", "memory": "10000Gi"}}\n' "$node" >"$config"
   fi
   vk_node=$node
-  target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider "$provider" \
+  local wrap=()
+  $heaptrack && wrap=(heaptrack --output "${vk_log%.log}.heaptrack")
+  "${wrap[@]}" target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider "$provider" \
     --plugin-dir target/release --node-ip 127.0.0.1 --listen-port "$port" --provider-config "$config" \
     "${vk_flags[@]}" >"$vk_log" 2>&1 &
   vk_pid=$!
+  if $heaptrack; then
+    # vk is heaptrack's child: it is what is measured and stopped.
+    wrapper_pid=$vk_pid vk_pid=""
+    local deadline=$((SECONDS + 30))
+    until vk_pid=$(pgrep -P "$wrapper_pid" -x vk); do
+      ((SECONDS < deadline)) || { tail -20 "$vk_log" >&2; die "vk did not start under heaptrack"; }
+      sleep 0.1
+    done
+  fi
   local deadline=$((SECONDS + 60))
   until "$kubectl" get node "$node" >/dev/null 2>&1; do
     kill -0 "$vk_pid" 2>/dev/null || { tail -20 "$vk_log" >&2; die "vk exited"; }

@@ -12,10 +12,9 @@ use std::{
 use anyhow::Context;
 use futures::{FutureExt as _, future::BoxFuture};
 use k8s_openapi::{
-    api::core::v1::{Node, Pod, Taint},
+    api::core::v1::{Node, Taint},
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
-use kube::runtime::reflector::{self, Store};
 use rustls::pki_types::CertificateDer;
 use tokio::{
     net::TcpListener,
@@ -36,6 +35,7 @@ use crate::{
     provider::{self, Provider},
     resolve::NodeFacts,
     server::{self, ServerState},
+    store::PodStore,
     streams, tls,
 };
 
@@ -152,7 +152,7 @@ pub async fn run(args: RunArgs, plugin_dir: PathBuf) -> anyhow::Result<()> {
         recorder.clone(),
         synced.clone(),
     );
-    let (store, writer) = reflector::store();
+    let (store, writer) = PodStore::new();
     let capabilities = match provider.call("capabilities", |p| p.capabilities()).await {
         Ok(capabilities) => capabilities,
         Err(error) => {
@@ -298,7 +298,7 @@ fn server_state(
     args: &RunArgs,
     api: kube::Client,
     provider: Provider,
-    pods: Store<Pod>,
+    pods: PodStore,
     client_ca: &[CertificateDer<'static>],
 ) -> anyhow::Result<ServerState> {
     Ok(ServerState {

@@ -26,11 +26,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, reflector, watcher},
 };
 use tokio::sync::watch;
 use vk_abi::{ProviderError, error_chain};
@@ -45,6 +41,7 @@ use crate::{
     queue::WorkQueue,
     resolve::NodeFacts,
     status::{PodKey, StatusWriter},
+    store::{PodStore, StoredPod},
 };
 use reconcile::Next;
 use tracked::TrackedPods;
@@ -77,7 +74,7 @@ struct Inner {
     /// Pods in every namespace (a handle to the client).
     pods: Api<Pod>,
     provider: Provider,
-    store: Store<Pod>,
+    store: PodStore,
     queue: WorkQueue<PodKey>,
     status: StatusWriter,
     recorder: Recorder,
@@ -97,7 +94,7 @@ impl PodController {
         client: Client,
         provider: Provider,
         recorder: Recorder,
-        store: Store<Pod>,
+        store: PodStore,
     ) -> Self {
         let objects = ApiObjects::new(client.clone());
         let status = StatusWriter::new(client.clone(), store.clone());
@@ -128,16 +125,16 @@ impl PodController {
     /// has synced (then sets `synced`), and syncs pods with `workers` workers.
     pub async fn run(
         self,
-        writer: reflector::store::Writer<Pod>,
+        writer: reflector::store::Writer<StoredPod>,
         synced: watch::Sender<bool>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ProviderError> {
         let inner = &self.inner;
-        let api = inner.pods.clone();
+        // Stored compact; managed fields are left out as each pod is decoded.
+        let api: Api<StoredPod> = Api::all(inner.pods.clone().into_client());
         let selector = format!("spec.nodeName={}", inner.settings.node_name);
         let events = watcher(api, watcher::Config::default().fields(&selector))
             .backoff(WatchBackoff::default())
-            .modify(|pod| pod.metadata.managed_fields = None)
             .reflect(writer);
         let watching = tokio::spawn({
             let queue = inner.queue.clone();
@@ -150,7 +147,7 @@ impl PodController {
                             | watcher::Event::Delete(pod)
                             | watcher::Event::InitApply(pod),
                         ) => {
-                            if let Some(key) = PodKey::of(&pod) {
+                            if let Some(key) = pod.key() {
                                 queue.add(key);
                             }
                         }
@@ -170,7 +167,7 @@ impl PodController {
         let _ = synced.send(true);
         log::info!(
             "pod controller synced: {} pods bound to this node",
-            inner.store.len()
+            inner.store.state().len()
         );
 
         // As many status writers as sync workers: each sync may end in one status write.
@@ -268,7 +265,7 @@ impl PodController {
             ticks.tick().await;
             self.inner.round.fetch_add(1, Ordering::Relaxed);
             for pod in self.inner.store.state() {
-                if let Some(key) = PodKey::of(&pod) {
+                if let Some(key) = pod.key() {
                     self.inner.queue.add(key);
                 }
             }

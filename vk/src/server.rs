@@ -166,12 +166,7 @@ async fn route(state: &Arc<ServerState>, request: Request<Incoming>, path: &str)
 }
 
 fn pod_list(state: &ServerState) -> Response<Body> {
-    let items: Vec<Pod> = state
-        .pods
-        .state()
-        .iter()
-        .map(|pod| (**pod).clone())
-        .collect();
+    let items: Vec<Pod> = state.pods.state().iter().map(|pod| pod.pod()).collect();
     json(&List::<Pod> {
         items,
         ..List::default()
@@ -220,11 +215,7 @@ async fn running_pods(state: &ServerState) -> Response<Body> {
 fn own_metrics(state: &ServerState) -> Response<Body> {
     let mut phases = std::collections::BTreeMap::<String, i64>::new();
     for pod in state.pods.state() {
-        let phase = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_else(|| "Pending".into());
+        let phase = pod.phase().unwrap_or("Pending").to_string();
         *phases.entry(phase).or_default() += 1;
     }
     for phase in ["Pending", "Running", "Succeeded", "Failed", "Unknown"] {

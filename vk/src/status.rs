@@ -17,11 +17,10 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
-    runtime::reflector::{ObjectRef, Store},
 };
 use serde_json::{Value, json};
 
-use crate::{metrics::METRICS, queue::WorkQueue};
+use crate::{metrics::METRICS, packed::Packed, queue::WorkQueue, store::PodStore};
 
 /// A pod by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,9 +35,6 @@ impl PodKey {
             namespace: pod.metadata.namespace.clone()?,
             name: pod.metadata.name.clone()?,
         })
-    }
-    pub fn object_ref(&self) -> ObjectRef<Pod> {
-        ObjectRef::new(&self.name).within(&self.namespace)
     }
 }
 
@@ -172,7 +168,9 @@ fn patch(uid: &str, current: Option<&PodStatus>, status: &PodStatus) -> Value {
 #[derive(Debug)]
 struct Pending {
     uid: String,
-    status: PodStatus,
+    /// Packed: during a burst or a resync round thousands wait, and the map's table, which
+    /// never shrinks, holds a pointer per slot, not a status.
+    status: Packed<PodStatus>,
 }
 
 /// The status writer; cheap to clone.
@@ -181,11 +179,11 @@ pub struct StatusWriter {
     pending: Arc<Mutex<HashMap<PodKey, Pending>>>,
     queue: WorkQueue<PodKey>,
     api: Api<Pod>,
-    store: Store<Pod>,
+    store: PodStore,
 }
 
 impl StatusWriter {
-    pub fn new(client: Client, store: Store<Pod>) -> Self {
+    pub fn new(client: Client, store: PodStore) -> Self {
         StatusWriter {
             pending: Arc::default(),
             queue: WorkQueue::new(),
@@ -194,12 +192,26 @@ impl StatusWriter {
         }
     }
 
-    /// Queues `status` for the pod `key` with `uid`, replacing any status not yet written.
+    /// Queues `status` for the pod `key` with `uid`, replacing any status not yet written; a
+    /// status the API already shows only drops the one not yet written. A resync reads every
+    /// pod's status again, and holding 10,000 of them until a writer gets to each was tens of
+    /// MiB at 10,000 pods.
     pub fn submit(&self, key: PodKey, uid: String, status: PodStatus) {
-        self.pending
-            .lock()
-            .expect("status lock")
-            .insert(key.clone(), Pending { uid, status });
+        let packed = Packed::new(&status);
+        // Decided under the lock: a later submit for the pod must not be dropped by this one.
+        let mut pending = self.pending.lock().expect("status lock");
+        if self.to_write(&key, &uid, status).is_none() {
+            pending.remove(&key);
+            return;
+        }
+        pending.insert(
+            key.clone(),
+            Pending {
+                uid,
+                status: packed,
+            },
+        );
+        drop(pending);
         self.queue.add(key);
     }
 
@@ -230,20 +242,28 @@ impl StatusWriter {
         }
     }
 
+    /// The pod's current status and what to write over it for `status`; `None` if the pod
+    /// `uid` is gone, or the API shows `status` already.
+    fn to_write(
+        &self,
+        key: &PodKey,
+        uid: &str,
+        status: PodStatus,
+    ) -> Option<(Option<PodStatus>, PodStatus)> {
+        let current = self.store.get(key)?;
+        if current.metadata.uid.as_deref() != Some(uid) {
+            return None;
+        }
+        let status = merge(current.status.as_ref(), status)?;
+        (current.status.as_ref() != Some(&status)).then(|| (current.status.clone(), status))
+    }
+
     async fn write(&self, key: &PodKey, pending: Pending) {
-        let Some(current) = self.store.get(&key.object_ref()) else {
+        let Some((current, status)) = self.to_write(key, &pending.uid, pending.status.unpack())
+        else {
             return;
         };
-        if current.metadata.uid.as_deref() != Some(pending.uid.as_str()) {
-            return;
-        }
-        let Some(status) = merge(current.status.as_ref(), pending.status) else {
-            return;
-        };
-        if current.status.as_ref() == Some(&status) {
-            return;
-        }
-        let body = patch(&pending.uid, current.status.as_ref(), &status);
+        let body = patch(&pending.uid, current.as_ref(), &status);
         let api: Api<Pod> = Api::namespaced(self.api.clone().into_client(), &key.namespace);
         let written = api
             .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
@@ -260,7 +280,7 @@ impl StatusWriter {
                 let mut pending_map = self.pending.lock().expect("status lock");
                 pending_map.entry(key.clone()).or_insert(Pending {
                     uid: pending.uid,
-                    status,
+                    status: Packed::new(&status),
                 });
                 drop(pending_map);
                 self.queue.retry(key.clone());

@@ -205,7 +205,8 @@ fn read_mounted_file<'a>(
         let relative = path
             .strip_prefix(mount_path.trim_end_matches('/'))?
             .strip_prefix('/')?;
-        let file = pod.volumes.get(volume)?.files.get(relative)?;
+        let (_, files) = pod.volumes.iter().find(|(name, _)| name == volume)?;
+        let (_, file) = files.iter().find(|(path, _)| path == relative)?;
         Some(file.data.0.as_slice())
     })
 }

@@ -22,7 +22,10 @@ use super::{
     report::{DEADLINE_EXCEEDED, DEADLINE_MESSAGE, deadline_exceeded},
     tracked::Tracked,
 };
-use crate::{events::EventType, metrics::METRICS, resize::Allocation, resolve, status::PodKey};
+use crate::{
+    events::EventType, metrics::METRICS, resize::Allocation, resolve, status::PodKey,
+    store::StoredPod,
+};
 
 /// How often a terminating pod's containers are checked while the provider stops them.
 const TERMINATION_CHECK: Duration = Duration::from_secs(1);
@@ -157,25 +160,28 @@ impl PodController {
             let Some(key) = PodKey::of(&pod) else {
                 continue;
             };
-            let in_api = inner.store.get(&key.object_ref());
-            let same = in_api.as_ref().filter(|api_pod| {
+            let in_api = inner.store.stored(&key).map(|stored| {
+                let api_pod = stored.pod();
+                (stored, api_pod)
+            });
+            let same = in_api.as_ref().filter(|(_, api_pod)| {
                 pod.metadata.uid.is_none() || api_pod.metadata.uid == pod.metadata.uid
             });
             match same {
-                Some(api_pod) if !has_every_container(&pod, api_pod) => {
+                Some((_, api_pod)) if !has_every_container(&pod, api_pod) => {
                     // vk stopped while the provider created it: the sync creates it again,
                     // and the provider finishes or redoes it.
                     partial += 1;
                     log::info!("{key} was only partly created before vk stopped: creating it");
                 }
-                Some(api_pod) => {
+                Some((stored, api_pod)) => {
                     adopted += 1;
                     let tracked = Tracked {
                         uid: api_pod.metadata.uid.clone().unwrap_or_default(),
                         fingerprint: None,
                         deleting: false,
                         waits_for_pod_ip: false,
-                        last_seen: api_pod.clone(),
+                        last_seen: stored.clone(),
                         reports: 0,
                         status_round: 0,
                         allocation: Allocation::of(api_pod),
@@ -203,28 +209,27 @@ impl PodController {
 
     /// Brings the provider in line with the API for pod `key`.
     pub(super) async fn sync(&self, key: &PodKey) -> Result<Next, SyncError> {
-        let pod = self.inner.store.get(&key.object_ref());
+        let stored = self.inner.store.stored(key);
         let tracked = self.inner.tracked.get(key);
-        match (pod, tracked) {
+        match (stored, tracked) {
             (None, None) => Ok(Next::Done),
             (None, Some(tracked)) => self.forget(key, tracked).await,
-            (Some(pod), Some(tracked))
-                if pod.metadata.uid.as_deref() != Some(tracked.uid.as_str()) =>
-            {
+            (Some(stored), Some(tracked)) if stored.uid() != Some(tracked.uid.as_str()) => {
                 // A new pod took the old one's name: the old one goes first.
                 self.forget(key, tracked).await?;
-                self.sync_pod(key, pod, None).await
+                self.sync_pod(key, stored, None).await
             }
-            (Some(pod), tracked) => self.sync_pod(key, pod, tracked).await,
+            (Some(stored), tracked) => self.sync_pod(key, stored, tracked).await,
         }
     }
 
     async fn sync_pod(
         &self,
         key: &PodKey,
-        pod: Arc<Pod>,
+        stored: Arc<StoredPod>,
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
+        let pod = Arc::new(stored.pod());
         if pod.metadata.deletion_timestamp.is_some() {
             return self.terminate(key, pod, tracked).await;
         }
@@ -235,7 +240,7 @@ impl PodController {
         if deadline.is_some_and(|d| d <= Timestamp::now()) {
             return self.exceed_deadline(key, &pod, tracked).await;
         }
-        let next = self.ensure_running(key, pod, tracked).await?;
+        let next = self.ensure_running(key, pod, stored, tracked).await?;
         // Back at the deadline, if it comes before the next planned sync.
         Ok(match (next, deadline.map(until)) {
             (Next::Done, Some(left)) => Next::After(left),
@@ -281,6 +286,7 @@ impl PodController {
         &self,
         key: &PodKey,
         pod: Arc<Pod>,
+        stored: Arc<StoredPod>,
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
@@ -312,7 +318,7 @@ impl PodController {
             fingerprint: Some(fingerprint),
             deleting: false,
             waits_for_pod_ip: resolution.waits_for_pod_ip,
-            last_seen: pod.clone(),
+            last_seen: stored,
             reports: 0,
             // A pod created now is reported by the provider as it starts.
             status_round: tracked
@@ -324,7 +330,7 @@ impl PodController {
         };
         let update = match &tracked {
             None => false,
-            Some(t) if t.allocation.is_resize(&t.last_seen, &pod) => {
+            Some(t) if t.allocation.is_resize(|| t.last_seen.pod(), &pod) => {
                 return self.resize(key, pod, current, next).await;
             }
             Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
@@ -596,14 +602,14 @@ impl PodController {
     fn still_watched(&self, key: &PodKey, pod: &Pod) -> bool {
         self.inner
             .store
-            .get(&key.object_ref())
-            .is_some_and(|watched| watched.metadata.uid == pod.metadata.uid)
+            .stored(key)
+            .is_some_and(|watched| watched.uid() == pod.metadata.uid.as_deref())
     }
 
     /// The API no longer has the pod (force-deleted, or replaced): the provider drops it too.
     async fn forget(&self, key: &PodKey, tracked: Tracked) -> Result<Next, SyncError> {
         if !tracked.deleting {
-            let pod = tracked.last_seen.clone();
+            let pod = tracked.last_seen.pod();
             match self
                 .inner
                 .provider

@@ -2,6 +2,8 @@
 //! recorded on their pods, and the statuses vk writes itself when the provider refuses a pod,
 //! its configuration cannot be resolved, or its deadline passes.
 
+use std::sync::Arc;
+
 use k8s_openapi::{
     api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
@@ -27,7 +29,7 @@ impl PodController {
             namespace: event.namespace,
             name: event.name,
         };
-        let Some(pod) = self.inner.store.get(&key.object_ref()) else {
+        let Some(pod) = self.inner.store.get(&key) else {
             return;
         };
         if event.uid.is_some() && event.uid != pod.metadata.uid {
@@ -77,8 +79,9 @@ impl PodController {
     /// Lays over a status from the provider what vk adds: the resize's allocation and
     /// conditions, and the probes' results.
     pub(super) fn decorate(&self, key: &PodKey, tracked: &Tracked, status: &mut PodStatus) {
-        tracked.allocation.decorate(status, &tracked.last_seen);
-        self.inner.prober.observe(key, &tracked.last_seen, status);
+        let pod = Arc::new(tracked.last_seen.pod());
+        tracked.allocation.decorate(status, &pod);
+        self.inner.prober.observe(key, &pod, status);
     }
 
     /// Writes again the status of each pod whose probe results changed, until `changes` ends.
@@ -91,7 +94,9 @@ impl PodController {
             let Some(tracked) = self.inner.tracked.get(&key).filter(|t| t.uid == uid) else {
                 continue;
             };
-            tracked.allocation.decorate(&mut status, &tracked.last_seen);
+            tracked
+                .allocation
+                .decorate(&mut status, &tracked.last_seen.pod());
             self.inner.status.submit(key, uid, status);
         }
     }

@@ -7,10 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
 
-use crate::{resize::Allocation, status::PodKey};
+use crate::{resize::Allocation, status::PodKey, store::StoredPod};
 
 /// What vk knows of a pod it has handed to the provider.
 #[derive(Debug, Clone)]
@@ -22,8 +21,9 @@ pub(super) struct Tracked {
     pub(super) deleting: bool,
     /// Environment that uses the pod IP is resolved again once the provider reports one.
     pub(super) waits_for_pod_ip: bool,
-    /// The pod as last seen, for deleting it from the provider after the API forgot it.
-    pub(super) last_seen: Arc<Pod>,
+    /// The pod as last seen, for deleting it from the provider after the API forgot it; kept
+    /// as the store keeps it, and shared with the store while the watch shows no newer one.
+    pub(super) last_seen: Arc<StoredPod>,
     /// Status reports received from the provider: a status read from the provider is written
     /// only if no report came while it was being read, since a report is at least as new.
     pub(super) reports: u64,

@@ -59,3 +59,19 @@ async fn close_wakes_workers() {
     queue.close();
     assert_eq!(worker.await.unwrap(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_delayed_twice_comes_back_once_at_the_sooner_time() {
+    let queue = WorkQueue::new();
+    queue.add_after("a", Duration::from_secs(60));
+    queue.add_after("a", Duration::from_secs(10));
+    queue.add_after("a", Duration::from_secs(30));
+    let start = Instant::now();
+    assert_eq!(queue.next().await, Some("a"));
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    queue.done(&"a");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(queue.len(), 0, "the later times were dropped");
+    queue.add_after("a", Duration::from_secs(5));
+    assert_eq!(queue.next().await, Some("a"), "and a new delay works");
+}

@@ -67,12 +67,15 @@ fn condition<'s>(
 #[test]
 fn only_a_change_of_resources_is_a_resize() {
     let allocation = Allocation::of(&pod("200m", 1));
-    assert!(allocation.is_resize(&pod("200m", 1), &pod("300m", 2)));
+    assert!(allocation.is_resize(|| pod("200m", 1), &pod("300m", 2)));
     // The same amount written otherwise is no change.
-    assert!(!allocation.is_resize(&pod("200m", 1), &pod("0.2", 2)));
+    assert!(!allocation.is_resize(|| pod("200m", 1), &pod("0.2", 2)));
     let mut other = pod("300m", 2);
     other.spec.as_mut().unwrap().containers[0].image = Some("other".into());
-    assert!(!allocation.is_resize(&pod("200m", 1), &other), "an update");
+    assert!(
+        !allocation.is_resize(|| pod("200m", 1), &other),
+        "an update"
+    );
 }
 
 #[test]
@@ -148,7 +151,7 @@ fn an_unavailable_provider_defers_and_an_error_is_retried() {
 
     let failed = ProviderError::other("engine said no");
     let (errored, again) = before.after(&pod("300m", 2), Some(&failed));
-    assert!(again && errored.is_resize(&pod("300m", 2), &pod("300m", 2)));
+    assert!(again && errored.is_resize(|| pod("300m", 2), &pod("300m", 2)));
     let mut status = reported("200m");
     errored.decorate(&mut status, &pod("300m", 2));
     let in_progress = condition(&status, IN_PROGRESS).unwrap();

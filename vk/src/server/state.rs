@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use http::{Response, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::Store;
 
 use crate::{
     auth::Auth,
     provider::Provider,
     response::{Body, text},
     status::PodKey,
+    store::PodStore,
     streams,
     tls::ClientCa,
 };
@@ -24,7 +24,7 @@ mod tests;
 pub struct ServerState {
     pub auth: Auth,
     pub provider: Provider,
-    pub pods: Store<Pod>,
+    pub pods: PodStore,
     pub streams: streams::Limits,
     /// Verifies the client certificates that the TLS handshake only asked for.
     pub client_ca: ClientCa,
@@ -37,7 +37,7 @@ impl ServerState {
             namespace: namespace.to_string(),
             name: name.to_string(),
         };
-        self.pods.get(&key.object_ref())
+        self.pods.get(&key)
     }
 
     /// The bound pod that has `container`, or the kubelet's 404 for either missing.

@@ -1,0 +1,91 @@
+use k8s_openapi::{
+    api::core::v1::{Container, Pod, PodSpec, PodStatus},
+    apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta},
+};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use super::*;
+
+fn pod(name: &str, uid: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            namespace: Some("default".into()),
+            name: Some(name.into()),
+            uid: Some(uid.into()),
+            resource_version: Some("7".into()),
+            labels: Some([("app".to_string(), "web".to_string())].into()),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("kubectl".into()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("busybox".into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+fn key(name: &str) -> PodKey {
+    PodKey {
+        namespace: "default".into(),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn a_stored_pod_decodes_to_the_pod_without_its_managed_fields() {
+    let stored = StoredPod::new(pod("web", "u1"));
+    let mut expected = pod("web", "u1");
+    expected.metadata.managed_fields = None;
+    assert_eq!(stored.pod(), expected);
+    assert_eq!(stored.key(), Some(key("web")));
+    assert_eq!(stored.uid(), Some("u1"));
+    assert_eq!(stored.phase(), Some("Running"));
+}
+
+#[test]
+fn a_pod_from_the_watch_is_stored_as_its_json() {
+    // As the API server sends a list's items: without apiVersion and kind.
+    let received = json!({
+        "metadata": {"namespace": "default", "name": "web", "uid": "u1", "resourceVersion": "7",
+                     "managedFields": [{"manager": "kube-scheduler"}]},
+        "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+        "status": {"phase": "Pending"},
+    });
+    let stored: StoredPod = serde_json::from_value(received).expect("a pod");
+    assert_eq!(stored.metadata.resource_version.as_deref(), Some("7"));
+    assert_eq!(stored.phase(), Some("Pending"));
+    let decoded = stored.pod();
+    assert_eq!(decoded.metadata.managed_fields, None);
+    assert_eq!(decoded.spec.expect("a spec").containers[0].name, "app");
+}
+
+#[test]
+fn the_store_finds_pods_by_key() {
+    let (store, mut writer) = PodStore::new();
+    writer.apply_watcher_event(&watcher::Event::Apply(StoredPod::new(pod("web", "u1"))));
+    writer.apply_watcher_event(&watcher::Event::Apply(StoredPod::new(pod("db", "u2"))));
+    assert_eq!(
+        store.get(&key("web")).and_then(|p| p.metadata.uid.clone()),
+        Some("u1".into())
+    );
+    assert_eq!(
+        store.stored(&key("db")).and_then(|p| p.key()),
+        Some(key("db"))
+    );
+    assert!(store.get(&key("cache")).is_none());
+    assert_eq!(store.state().len(), 2);
+    writer.apply_watcher_event(&watcher::Event::Delete(StoredPod::new(pod("web", "u1"))));
+    assert!(store.stored(&key("web")).is_none());
+}
