@@ -190,8 +190,8 @@ fn free_port_base(attempt: u32) -> u16 {
         .expect("no five free consecutive ports in 20000..30000")
 }
 
-/// `cmd` with its arguments, status and output, for panic messages.
-fn describe(what: &str, output: &Output) -> String {
+/// What `what` (a command) did: its status and output, for panic messages.
+pub fn describe(what: &str, output: &Output) -> String {
     format!(
         "{what}: {}\n--- stdout:\n{}--- stderr:\n{}",
         output.status,

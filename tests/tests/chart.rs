@@ -9,7 +9,7 @@
 use std::process::{Command, Output, Stdio};
 
 use vk_tests::{
-    cluster::Cluster,
+    cluster::{Cluster, describe},
     helm::{self, helm},
     paths,
 };
@@ -18,15 +18,6 @@ fn chart_sh(args: &[&str]) -> Command {
     let mut command = Command::new(paths::workspace().join("scripts/chart.sh"));
     command.args(args).stdin(Stdio::null());
     command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout:\n{}--- stderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `helm template` of the chart with `sets` (`--set` arguments).
@@ -43,7 +34,7 @@ fn template(sets: &[&str]) -> Output {
 fn helm_lint_is_clean() {
     helm();
     let output = chart_sh(&["lint"]).output().expect("cannot run chart.sh");
-    let report = text(&output);
+    let report = describe("chart.sh lint", &output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("0 chart(s) failed"), "{report}");
     assert!(!report.contains("[WARNING]"), "{report}");
@@ -56,7 +47,11 @@ fn the_shipped_rbac_is_rendered_from_the_chart() {
     let output = chart_sh(&["rbac-check"])
         .output()
         .expect("cannot run chart.sh");
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        output.status.success(),
+        "{}",
+        describe("chart.sh rbac-check", &output)
+    );
 }
 
 #[test]
@@ -69,7 +64,7 @@ fn every_value_set_is_accepted_by_the_apiserver() {
         .env("NAMESPACE", namespace.name())
         .output()
         .expect("cannot run chart.sh");
-    let report = text(&output);
+    let report = describe("chart.sh dry-run", &output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("deployment.apps/vk created (server dry run)"));
     assert!(report.contains("poddisruptionbudget.policy/vk created (server dry run)"));
@@ -79,7 +74,11 @@ fn every_value_set_is_accepted_by_the_apiserver() {
 #[test]
 fn the_rbac_is_least_privilege_and_the_pdb_comes_with_replicas() {
     let single = template(&["nodeName=n1"]);
-    assert!(single.status.success(), "{}", text(&single));
+    assert!(
+        single.status.success(),
+        "{}",
+        describe("helm template", &single)
+    );
     let single = String::from_utf8_lossy(&single.stdout).into_owned();
     assert!(!single.contains("cluster-admin"), "{single}");
     assert!(
@@ -92,7 +91,11 @@ fn the_rbac_is_least_privilege_and_the_pdb_comes_with_replicas() {
     assert!(single.contains("resourceNames: [\"n1\"]"), "{single}");
 
     let pair = template(&["nodeName=n1", "replicas=2"]);
-    assert!(pair.status.success(), "{}", text(&pair));
+    assert!(
+        pair.status.success(),
+        "{}",
+        describe("helm template", &pair)
+    );
     let pair = String::from_utf8_lossy(&pair.stdout).into_owned();
     assert!(pair.contains("kind: PodDisruptionBudget"), "{pair}");
     assert!(pair.contains("- --leader-elect\n"), "{pair}");
@@ -124,7 +127,7 @@ fn values_that_would_break_the_node_are_refused() {
         (&["replicas=0"], "/replicas"),
     ] {
         let output = template(sets);
-        let report = text(&output);
+        let report = describe("helm template", &output);
         assert!(!output.status.success(), "{sets:?} rendered: {report}");
         assert!(report.contains(why), "{sets:?}: {report}");
     }

@@ -24,7 +24,7 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use vk_tests::{
-    cluster::{Cluster, free_port, unique_name},
+    cluster::{Cluster, describe, free_port, unique_name},
     fixtures::{self, describe_pods, wait_running},
     helm,
     podman::Podman,
@@ -42,15 +42,6 @@ const RESTARTED: Duration = Duration::from_secs(120);
 const NOT_READY: Duration = Duration::from_secs(90);
 const STANDING_BY: &str = "; standing by";
 const RELEASE: &str = "vk";
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout:\n{}--- stderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The image the chart runs by default: `localhost/vk:APPVERSION`.
 fn image() -> String {
@@ -184,7 +175,11 @@ fn the_chart_runs_vk_in_the_cluster_with_a_hot_standby() {
     let tolerations = format!("tolerations={}", placement["tolerations"]);
     args.extend(["--set-json", &node_selector, "--set-json", &tolerations]);
     let installed = helm(cluster, &args);
-    assert!(installed.status.success(), "{}", text(&installed));
+    assert!(
+        installed.status.success(),
+        "{}",
+        describe("helm install", &installed)
+    );
     eprintln!("{}", String::from_utf8_lossy(&installed.stdout));
 
     // Both vk pods run as Podman containers of the host node; one leads, the other stands by.
@@ -250,7 +245,11 @@ fn the_chart_runs_vk_in_the_cluster_with_a_hot_standby() {
 
         let killed = podman.podman(["kill", &container]);
         let killed_at = Timestamp::now();
-        assert!(killed.status.success(), "{}", text(&killed));
+        assert!(
+            killed.status.success(),
+            "{}",
+            describe("podman kill", &killed)
+        );
         let new_holder = wait_for_ok("the standby to take the lease", TAKEOVER, || {
             let now = lease.holder(cluster);
             if now != holder && !now.is_empty() {
@@ -300,7 +299,11 @@ fn the_chart_runs_vk_in_the_cluster_with_a_hot_standby() {
         cluster,
         &["uninstall", RELEASE, "--namespace", &ns, "--wait"],
     );
-    assert!(uninstalled.status.success(), "{}", text(&uninstalled));
+    assert!(
+        uninstalled.status.success(),
+        "{}",
+        describe("helm uninstall", &uninstalled)
+    );
     let stopped = Instant::now();
     wait_for("the vk pods and containers to go", READY, || {
         vk_pods(cluster, &ns).is_empty()
