@@ -5,7 +5,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -15,6 +14,7 @@ use k8s_openapi::api::{
     authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
 };
 use kube::{Api, Client, api::PostParams};
+use parking_lot::Mutex;
 
 const TOKEN_TTL: Duration = Duration::from_secs(120);
 const ALLOWED_TTL: Duration = Duration::from_secs(300);
@@ -171,7 +171,7 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<String> {
 type Cache<K, V> = Mutex<HashMap<K, (Instant, V)>>;
 
 fn cached<K: Eq + std::hash::Hash, V: Clone>(cache: &Cache<K, V>, key: &K) -> Option<V> {
-    let cache = cache.lock().expect("auth cache lock");
+    let cache = cache.lock();
     cache
         .get(key)
         .filter(|(until, _)| *until > Instant::now())
@@ -179,7 +179,7 @@ fn cached<K: Eq + std::hash::Hash, V: Clone>(cache: &Cache<K, V>, key: &K) -> Op
 }
 
 fn remember<K: Eq + std::hash::Hash, V>(cache: &Cache<K, V>, key: K, value: V, ttl: Duration) {
-    let mut cache = cache.lock().expect("auth cache lock");
+    let mut cache = cache.lock();
     if cache.len() >= CACHE_SWEEP {
         let now = Instant::now();
         cache.retain(|_, (until, _)| *until > now);

@@ -273,7 +273,7 @@ pub struct NodeController {
     recorder: Recorder,
     pods_synced: watch::Receiver<bool>,
     /// The node as the provider last notified it.
-    notified: Arc<std::sync::Mutex<Option<Node>>>,
+    notified: Arc<parking_lot::Mutex<Option<Node>>>,
     changed: Arc<Notify>,
 }
 
@@ -300,7 +300,7 @@ impl NodeController {
     /// The node as it should be now: the template, filled in by the provider, with vk's
     /// Ready condition.
     async fn desired(&self) -> Result<Node, NodeError> {
-        let notified = self.notified.lock().expect("node lock").clone();
+        let notified = self.notified.lock().clone();
         let mut node = match notified {
             Some(node) => node,
             None => {
@@ -507,7 +507,7 @@ impl NodeController {
             .provider
             .call("notify_node_status", move |p| {
                 p.notify_node_status(move |node| {
-                    *notified.lock().expect("node lock") = Some(node);
+                    *notified.lock() = Some(node);
                     changed.notify_one();
                 })
             })

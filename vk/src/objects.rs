@@ -4,7 +4,6 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -19,6 +18,7 @@ use kube::{
     Api, Client, Resource,
     api::{ListParams, PostParams},
 };
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::resolve::{IssuedToken, ObjectError, Objects};
@@ -37,14 +37,14 @@ impl<T: Clone> Cache<T> {
         Cache(Mutex::new(HashMap::new()))
     }
     fn get(&self, key: &Key) -> Option<Option<T>> {
-        let cache = self.0.lock().expect("cache lock");
+        let cache = self.0.lock();
         cache
             .get(key)
             .filter(|(at, _)| at.elapsed() < FRESH_FOR)
             .map(|(_, value)| value.clone())
     }
     fn put(&self, key: Key, value: Option<T>) {
-        let mut cache = self.0.lock().expect("cache lock");
+        let mut cache = self.0.lock();
         cache.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
         cache.insert(key, (Instant::now(), value));
     }
@@ -113,10 +113,7 @@ impl ApiObjects {
 
     /// Forgets tokens of pods that are gone.
     pub fn forget_pod(&self, uid: &str) {
-        self.tokens
-            .lock()
-            .expect("token lock")
-            .retain(|key, _| key.pod_uid != uid);
+        self.tokens.lock().retain(|key, _| key.pod_uid != uid);
     }
 }
 
@@ -162,7 +159,7 @@ impl Objects for ApiObjects {
             audience: audience.map(str::to_string),
             expiration_seconds,
         };
-        if let Some(cached) = self.tokens.lock().expect("token lock").get(&key)
+        if let Some(cached) = self.tokens.lock().get(&key)
             && cached.refresh_at() > Timestamp::now()
         {
             return Ok(cached.clone());
@@ -201,10 +198,7 @@ impl Objects for ApiObjects {
             expires: expires.0,
             expiration_seconds: granted.unwrap_or(expiration_seconds),
         };
-        self.tokens
-            .lock()
-            .expect("token lock")
-            .insert(key, token.clone());
+        self.tokens.lock().insert(key, token.clone());
         Ok(token)
     }
 }

@@ -7,10 +7,11 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     hash::Hash,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
+use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
 
 /// Back-off after the first failure of a key; doubled on each further failure.
@@ -69,7 +70,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
 
     /// Queues `key` unless it is already waiting.
     pub fn add(&self, key: K) {
-        let mut state = self.state.lock().expect("queue lock");
+        let mut state = self.state.lock();
         if let Some(again) = state.active.get_mut(&key) {
             *again = true;
             return;
@@ -88,7 +89,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     pub fn add_after(&self, key: K, delay: Duration) {
         let due = Instant::now() + delay;
         {
-            let mut state = self.state.lock().expect("queue lock");
+            let mut state = self.state.lock();
             if state
                 .delayed
                 .get(&key)
@@ -102,7 +103,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
         tokio::spawn(async move {
             tokio::time::sleep_until(due).await;
             {
-                let mut state = queue.state.lock().expect("queue lock");
+                let mut state = queue.state.lock();
                 if state.delayed.get(&key) != Some(&due) {
                     return;
                 }
@@ -115,7 +116,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     /// Queues `key` again after its back-off, which grows with each failure.
     pub fn retry(&self, key: K) -> Duration {
         let failures = {
-            let mut state = self.state.lock().expect("queue lock");
+            let mut state = self.state.lock();
             let failures = state.failures.entry(key.clone()).or_insert(0);
             *failures += 1;
             *failures
@@ -129,7 +130,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
 
     /// Forgets the failures of `key` after it synced.
     pub fn succeeded(&self, key: &K) {
-        self.state.lock().expect("queue lock").failures.remove(key);
+        self.state.lock().failures.remove(key);
     }
 
     /// Waits for the next key; `None` once the queue is closed. The caller must call `done`.
@@ -137,7 +138,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
         loop {
             let notified = self.wake.notified();
             {
-                let mut state = self.state.lock().expect("queue lock");
+                let mut state = self.state.lock();
                 if state.closed {
                     return None;
                 }
@@ -156,7 +157,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
 
     /// Releases `key`; if it was added while held, it is queued again.
     pub fn done(&self, key: &K) {
-        let again = self.state.lock().expect("queue lock").active.remove(key);
+        let again = self.state.lock().active.remove(key);
         if again == Some(true) {
             self.add(key.clone());
         }
@@ -164,12 +165,12 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
 
     /// How many keys wait for a worker.
     pub fn len(&self) -> usize {
-        self.state.lock().expect("queue lock").ready.len()
+        self.state.lock().ready.len()
     }
 
     /// Wakes every waiting worker with `None`.
     pub fn close(&self) {
-        self.state.lock().expect("queue lock").closed = true;
+        self.state.lock().closed = true;
         self.wake.notify_waiters();
     }
 }

@@ -4,10 +4,7 @@
 //! and patched by a few concurrent writers through the rate-limited client. Every patch carries
 //! the pod's UID, so a status never lands on a newer pod of the same name.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use k8s_openapi::{
     api::core::v1::{Pod, PodStatus},
@@ -18,6 +15,7 @@ use kube::{
     Api, Client,
     api::{Patch, PatchParams},
 };
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::{metrics::METRICS, packed::Packed, queue::WorkQueue, store::PodStore};
@@ -199,7 +197,7 @@ impl StatusWriter {
     pub fn submit(&self, key: PodKey, uid: String, status: PodStatus) {
         let packed = Packed::new(&status);
         // Decided under the lock: a later submit for the pod must not be dropped by this one.
-        let mut pending = self.pending.lock().expect("status lock");
+        let mut pending = self.pending.lock();
         if self.to_write(&key, &uid, status).is_none() {
             pending.remove(&key);
             return;
@@ -217,7 +215,7 @@ impl StatusWriter {
 
     /// Statuses waiting to be written.
     pub fn backlog(&self) -> usize {
-        self.pending.lock().expect("status lock").len()
+        self.pending.lock().len()
     }
 
     /// Runs `writers` concurrent writers until the queue closes.
@@ -234,7 +232,7 @@ impl StatusWriter {
 
     async fn write_loop(self) {
         while let Some(key) = self.queue.next().await {
-            let pending = self.pending.lock().expect("status lock").remove(&key);
+            let pending = self.pending.lock().remove(&key);
             if let Some(pending) = pending {
                 self.write(&key, pending).await;
             }
@@ -277,7 +275,7 @@ impl StatusWriter {
             }
             Err(error) => {
                 log::warn!("cannot write the status of {key}, will retry: {error}");
-                let mut pending_map = self.pending.lock().expect("status lock");
+                let mut pending_map = self.pending.lock();
                 pending_map.entry(key.clone()).or_insert(Pending {
                     uid: pending.uid,
                     status: Packed::new(&status),

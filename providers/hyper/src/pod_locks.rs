@@ -7,9 +7,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Weak},
 };
 
+use parking_lot::Mutex;
 use tokio::sync::OwnedMutexGuard;
 
 type PodLock = tokio::sync::Mutex<()>;
@@ -24,7 +25,7 @@ impl PodLocks {
     /// Waits until no other call holds pod `uid`, and holds it until the guard is dropped.
     pub async fn lock(&self, uid: &str) -> OwnedMutexGuard<()> {
         let lock = {
-            let mut locks = self.locks.lock().expect("pod locks");
+            let mut locks = self.locks.lock();
             // Locks nobody holds or waits for are gone: forget them.
             locks.retain(|_, lock| lock.strong_count() > 0);
             match locks.get(uid).and_then(Weak::upgrade) {
@@ -41,7 +42,7 @@ impl PodLocks {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        let locks = self.locks.lock().expect("pod locks");
+        let locks = self.locks.lock();
         locks.values().filter(|l| l.strong_count() > 0).count()
     }
 }

@@ -1,15 +1,13 @@
 //! An in-memory [`Objects`] and pod fixtures for the tests of resolution.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Mutex,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::{
     ByteString,
     api::core::v1::{ConfigMap, Pod, Secret, Service},
     jiff::{SignedDuration, Timestamp},
 };
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::{IssuedToken, NodeFacts, ObjectError, Objects, Resolution, ResolveError, resolve};
@@ -132,11 +130,11 @@ impl FakeObjects {
     }
 
     pub(super) fn reads(&self) -> Vec<String> {
-        self.reads.lock().unwrap().clone()
+        self.reads.lock().clone()
     }
 
     pub(super) fn token_requests(&self) -> Vec<TokenRequest> {
-        self.token_requests.lock().unwrap().clone()
+        self.token_requests.lock().clone()
     }
 
     fn read<T: Clone>(
@@ -146,10 +144,7 @@ impl FakeObjects {
         namespace: &str,
         name: &str,
     ) -> Result<Option<T>, ObjectError> {
-        self.reads
-            .lock()
-            .unwrap()
-            .push(format!("{kind} {namespace}/{name}"));
+        self.reads.lock().push(format!("{kind} {namespace}/{name}"));
         if self.forbidden.contains(name) {
             return Err(ObjectError::Unavailable(format!(
                 "{kind} {name} is forbidden"
@@ -193,7 +188,7 @@ impl Objects for FakeObjects {
                 "token requests are refused".into(),
             ));
         }
-        self.token_requests.lock().unwrap().push(TokenRequest {
+        self.token_requests.lock().push(TokenRequest {
             pod: pod.metadata.name.clone().unwrap_or_default(),
             pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
             service_account: service_account.into(),

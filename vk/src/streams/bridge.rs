@@ -1,7 +1,7 @@
 //! Bridges between async SPDY streams and the provider's blocking byte sources and sinks,
 //! through bounded channels: a slow consumer makes the producer wait.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -55,13 +55,7 @@ pub fn source(
         }
     }));
     let receiver = Mutex::new(receiver);
-    byte_source(move || {
-        receiver
-            .lock()
-            .expect("source lock")
-            .blocking_recv()
-            .unwrap_or_default()
-    })
+    byte_source(move || receiver.lock().blocking_recv().unwrap_or_default())
 }
 
 /// What the provider writes, sent on `writer`, which is shut down (FIN) at the end.
@@ -148,7 +142,7 @@ pub fn resizes(
         }
     }));
     let receiver = Mutex::new(receiver);
-    resize_source(move || receiver.lock().expect("resize lock").blocking_recv())
+    resize_source(move || receiver.lock().blocking_recv())
 }
 
 #[cfg(test)]
