@@ -7,7 +7,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use k8s_openapi::{
-    api::core::v1::{Pod, PodStatus},
+    api::core::v1::{ContainerState, Pod, PodStatus},
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
@@ -58,7 +58,7 @@ const KUBELET_CONDITIONS: [&str; 7] = [
 /// provider gave), and a terminal phase is never left again.
 pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodStatus> {
     let Some(current) = current else {
-        return Some(status);
+        return Some(as_the_api_keeps_it(status));
     };
     if matches!(current.phase.as_deref(), Some("Succeeded" | "Failed"))
         && current.phase != status.phase
@@ -107,13 +107,14 @@ pub fn merge(current: Option<&PodStatus>, mut status: PodStatus) -> Option<PodSt
     if status.qos_class.is_none() {
         status.qos_class.clone_from(&current.qos_class);
     }
-    Some(whole_seconds(status))
+    Some(as_the_api_keeps_it(status))
 }
 
-/// `status` with its times cut to whole seconds, as the API server keeps them: a provider's
-/// finer times would otherwise make a status the API already shows look new, and be written
-/// again at every resync.
-fn whole_seconds(mut status: PodStatus) -> PodStatus {
+/// `status` as the API server gives it back: times cut to whole seconds, and a container's
+/// `state` and `lastState` present, empty where the provider gave none (Go's structs are not
+/// pointers there, so the API shows `{}`). Otherwise a status the API already shows would look
+/// new, and be written again at every resync.
+fn as_the_api_keeps_it(mut status: PodStatus) -> PodStatus {
     fn cut(time: &mut Option<Time>) {
         if let Some(time) = time {
             time.0 = Timestamp::from_second(time.0.as_second()).unwrap_or(time.0);
@@ -131,6 +132,10 @@ fn whole_seconds(mut status: PodStatus) -> PodStatus {
         .chain(status.ephemeral_container_statuses.iter_mut())
         .flatten();
     for container in containers {
+        container.state.get_or_insert_with(ContainerState::default);
+        container
+            .last_state
+            .get_or_insert_with(ContainerState::default);
         for state in container
             .state
             .iter_mut()

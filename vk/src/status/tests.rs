@@ -121,6 +121,7 @@ fn times_are_cut_to_whole_seconds_as_the_api_keeps_them() {
                 }),
                 ..ContainerState::default()
             }),
+            last_state: Some(ContainerState::default()),
             ..ContainerStatus::default()
         }]),
         ..status("Running", &[])
@@ -128,4 +129,32 @@ fn times_are_cut_to_whole_seconds_as_the_api_keeps_them() {
     let current = with(&whole);
     // What the API shows already is not new, whatever the provider's precision.
     assert_eq!(merge(Some(&current), with(&precise)), Some(current));
+}
+
+#[test]
+fn a_status_the_api_shows_is_not_new_at_the_next_resync() {
+    // What the provider reports: no lastState, finer times.
+    let reported: PodStatus = serde_json::from_value(json!({
+        "phase": "Running",
+        "conditions": [{ "type": "Ready", "status": "True",
+                         "lastTransitionTime": "2026-12-06T15:56:58.123456Z" }],
+        "containerStatuses": [{
+            "name": "c", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0,
+            "containerID": "mock://1",
+            "state": { "running": { "startedAt": "2026-12-06T15:56:58.5Z" } },
+        }],
+    }))
+    .unwrap();
+    let written = merge(None, reported.clone()).unwrap();
+    // What the API server gives back after that write: whole seconds, `lastState: {}` and
+    // `lastProbeTime: null` (as captured in an audit log).
+    let mut shown = serde_json::to_value(&written).unwrap();
+    shown["conditions"][0]["lastProbeTime"] = Value::Null;
+    assert_eq!(shown["containerStatuses"][0]["lastState"], json!({}));
+    assert_eq!(
+        shown["containerStatuses"][0]["state"]["running"]["startedAt"],
+        "2026-12-06T15:56:58Z"
+    );
+    let shown: PodStatus = serde_json::from_value(shown).unwrap();
+    assert_eq!(merge(Some(&shown), reported), Some(shown));
 }
