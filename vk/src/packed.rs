@@ -31,6 +31,12 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         // The JSON was written from a `T` by `new`.
         serde_json::from_slice(&self.bytes).expect("a packed value decodes")
     }
+
+    /// Only the part of the value that `P` names: its other fields are skipped, not built.
+    pub fn unpack_part<P: DeserializeOwned>(&self) -> P {
+        // The JSON was written from a `T` by `new`; `P` reads a subset of its fields.
+        serde_json::from_slice(&self.bytes).expect("a packed value decodes")
+    }
 }
 
 impl<T> Clone for Packed<T> {

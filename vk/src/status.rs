@@ -253,12 +253,13 @@ impl StatusWriter {
         uid: &str,
         status: PodStatus,
     ) -> Option<(Option<PodStatus>, PodStatus)> {
-        let current = self.store.get(key)?;
-        if current.metadata.uid.as_deref() != Some(uid) {
+        let stored = self.store.stored(key)?;
+        if stored.uid() != Some(uid) {
             return None;
         }
-        let status = merge(current.status.as_ref(), status)?;
-        (current.status.as_ref() != Some(&status)).then(|| (current.status.clone(), status))
+        let current = stored.status();
+        let status = merge(current.as_ref(), status)?;
+        (current.as_ref() != Some(&status)).then_some((current, status))
     }
 
     async fn write(&self, key: &PodKey, pending: Pending) {

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::{
-    NamespaceResourceScope, api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    NamespaceResourceScope,
+    api::core::v1::{Pod, PodStatus},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use serde::{Deserialize, Deserializer};
@@ -45,6 +47,16 @@ impl StoredPod {
     /// The whole pod.
     pub fn pod(&self) -> Pod {
         self.pod.unpack()
+    }
+
+    /// The pod's status alone, decoded without the rest: the status writer compares every
+    /// status it is given with it.
+    pub fn status(&self) -> Option<PodStatus> {
+        #[derive(Deserialize)]
+        struct StatusOnly {
+            status: Option<PodStatus>,
+        }
+        self.pod.unpack_part::<StatusOnly>().status
     }
 
     pub fn key(&self) -> Option<PodKey> {

@@ -52,6 +52,7 @@ fn a_stored_pod_decodes_to_the_pod_without_its_managed_fields() {
     assert_eq!(stored.key(), Some(key("web")));
     assert_eq!(stored.uid(), Some("u1"));
     assert_eq!(stored.phase(), Some("Running"));
+    assert_eq!(stored.status(), expected.status);
 }
 
 #[test]
