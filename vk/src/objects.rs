@@ -50,10 +50,9 @@ impl<T: Clone> Cache<T> {
     }
 }
 
-/// Which token a pod's projection asks for.
+/// Which of a pod's tokens a projection asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TokenKey {
-    pod_uid: String,
     service_account: String,
     audience: Option<String>,
     expiration_seconds: i64,
@@ -65,7 +64,8 @@ pub struct ApiObjects {
     config_maps: Cache<ConfigMap>,
     secrets: Cache<Secret>,
     services: Cache<Vec<Service>>,
-    tokens: Mutex<HashMap<TokenKey, IssuedToken>>,
+    /// By pod UID, so that a pod's tokens are forgotten without a look at the others'.
+    tokens: Mutex<HashMap<String, HashMap<TokenKey, IssuedToken>>>,
 }
 
 impl std::fmt::Debug for ApiObjects {
@@ -113,7 +113,7 @@ impl ApiObjects {
 
     /// Forgets tokens of pods that are gone.
     pub fn forget_pod(&self, uid: &str) {
-        self.tokens.lock().retain(|key, _| key.pod_uid != uid);
+        self.tokens.lock().remove(uid);
     }
 }
 
@@ -153,13 +153,13 @@ impl Objects for ApiObjects {
         expiration_seconds: i64,
     ) -> Result<IssuedToken, ObjectError> {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
         let key = TokenKey {
-            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
             service_account: service_account.to_string(),
             audience: audience.map(str::to_string),
             expiration_seconds,
         };
-        if let Some(cached) = self.tokens.lock().get(&key)
+        if let Some(cached) = self.tokens.lock().get(&pod_uid).and_then(|t| t.get(&key))
             && cached.refresh_at() > Timestamp::now()
         {
             return Ok(cached.clone());
@@ -198,7 +198,11 @@ impl Objects for ApiObjects {
             expires: expires.0,
             expiration_seconds: granted.unwrap_or(expiration_seconds),
         };
-        self.tokens.lock().insert(key, token.clone());
+        let mut tokens = self.tokens.lock();
+        tokens
+            .entry(pod_uid)
+            .or_default()
+            .insert(key, token.clone());
         Ok(token)
     }
 }

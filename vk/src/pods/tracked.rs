@@ -2,7 +2,7 @@
 //! that only this module takes, so no caller can hold it across an await or a provider call.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -42,7 +42,33 @@ const DELETED_MEMORY: Duration = Duration::from_secs(300);
 pub(super) struct TrackedPods {
     pods: Mutex<HashMap<PodKey, Tracked>>,
     /// UIDs of pods vk deleted from the API, while the watch may still show them.
-    deleted: Mutex<HashMap<String, Instant>>,
+    deleted: Mutex<Deleted>,
+}
+
+/// UIDs remembered for [`DELETED_MEMORY`], forgotten oldest first: each deletion costs the same
+/// however many pods were deleted before it (scanning them all made a burst of deletions
+/// quadratic).
+#[derive(Debug, Default)]
+struct Deleted {
+    /// When each UID was last deleted.
+    at: HashMap<String, Instant>,
+    /// The deletions in the order they came, some already superseded in `at`.
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Deleted {
+    fn forget_before(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front()
+            && now.duration_since(*at) >= DELETED_MEMORY
+        {
+            let Some((at, uid)) = self.order.pop_front() else {
+                break;
+            };
+            if self.at.get(&uid) == Some(&at) {
+                self.at.remove(&uid);
+            }
+        }
+    }
 }
 
 impl TrackedPods {
@@ -70,15 +96,25 @@ impl TrackedPods {
 
     /// Remembers that the pod `uid` was deleted from the API.
     pub(super) fn deleted(&self, uid: &str) {
-        let now = Instant::now();
+        self.deleted_at(uid, Instant::now());
+    }
+
+    fn deleted_at(&self, uid: &str, now: Instant) {
         let mut deleted = self.deleted.lock();
-        deleted.retain(|_, at| now.duration_since(*at) < DELETED_MEMORY);
-        deleted.insert(uid.to_string(), now);
+        deleted.forget_before(now);
+        deleted.at.insert(uid.to_string(), now);
+        deleted.order.push_back((now, uid.to_string()));
     }
 
     /// Whether vk deleted the pod `uid` from the API (recently).
     pub(super) fn was_deleted(&self, uid: &str) -> bool {
-        self.deleted.lock().contains_key(uid)
+        self.was_deleted_at(uid, Instant::now())
+    }
+
+    fn was_deleted_at(&self, uid: &str, now: Instant) -> bool {
+        let mut deleted = self.deleted.lock();
+        deleted.forget_before(now);
+        deleted.at.contains_key(uid)
     }
 
     /// Changes the record of `key`, if there is one, under the lock: what `change` does is
