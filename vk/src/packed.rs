@@ -27,14 +27,22 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         }
     }
 
+    /// A value already in JSON, as the API server sent it: `json` must decode as a `T`.
+    pub fn from_json(json: Vec<u8>) -> Self {
+        Packed {
+            bytes: json.into_boxed_slice(),
+            value: PhantomData,
+        }
+    }
+
     pub fn unpack(&self) -> T {
-        // The JSON was written from a `T` by `new`.
+        // The JSON was written from a `T` by `new`, or came from the API server as one.
         serde_json::from_slice(&self.bytes).expect("a packed value decodes")
     }
 
     /// Only the part of the value that `P` names: its other fields are skipped, not built.
     pub fn unpack_part<P: DeserializeOwned>(&self) -> P {
-        // The JSON was written from a `T` by `new`; `P` reads a subset of its fields.
+        // The JSON is a `T`'s (see `unpack`); `P` reads a subset of its fields.
         serde_json::from_slice(&self.bytes).expect("a packed value decodes")
     }
 }

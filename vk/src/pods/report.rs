@@ -79,7 +79,7 @@ impl PodController {
     /// Lays over a status from the provider what vk adds: the resize's allocation and
     /// conditions, and the probes' results.
     pub(super) fn decorate(&self, key: &PodKey, tracked: &Tracked, status: &mut PodStatus) {
-        let pod = Arc::new(tracked.last_seen.pod());
+        let pod = Arc::new(tracked.last_seen.without_status());
         tracked.allocation.decorate(status, &pod);
         self.inner.prober.observe(key, &pod, status);
     }
@@ -96,7 +96,7 @@ impl PodController {
             };
             tracked
                 .allocation
-                .decorate(&mut status, &tracked.last_seen.pod());
+                .decorate(&mut status, &tracked.last_seen.without_status());
             self.inner.status.submit(key, uid, status);
         }
     }

@@ -56,20 +56,57 @@ fn a_stored_pod_decodes_to_the_pod_without_its_managed_fields() {
 }
 
 #[test]
-fn a_pod_from_the_watch_is_stored_as_its_json() {
+fn a_pod_from_the_watch_is_stored_as_its_json_without_managed_fields() {
     // As the API server sends a list's items: without apiVersion and kind.
-    let received = json!({
-        "metadata": {"namespace": "default", "name": "web", "uid": "u1", "resourceVersion": "7",
-                     "managedFields": [{"manager": "kube-scheduler"}]},
-        "spec": {"containers": [{"name": "app", "image": "busybox"}]},
-        "status": {"phase": "Pending"},
-    });
-    let stored: StoredPod = serde_json::from_value(received).expect("a pod");
+    let received = r#"{"metadata":{"namespace":"default","name":"web","uid":"u1","resourceVersion":"7",
+        "labels":{"app":"web"},"managedFields":[{"manager":"kube-scheduler","fieldsV1":{"f:spec":{}}}]},
+        "spec":{"containers":[{"name":"app","image":"busybox"}],"futureField":{"x":1}},
+        "status":{"phase":"Pending","podIP":"10.0.0.1"}}"#;
+    let stored: StoredPod = serde_json::from_str(received).expect("a pod");
+    assert_eq!(stored.key(), Some(key("web")));
+    assert_eq!(stored.uid(), Some("u1"));
     assert_eq!(stored.metadata.resource_version.as_deref(), Some("7"));
     assert_eq!(stored.phase(), Some("Pending"));
+    let kept: serde_json::Value = stored.pod.unpack_part();
+    assert_eq!(kept["metadata"].get("managedFields"), None, "{kept}");
+    assert_eq!(
+        kept["spec"]["futureField"],
+        json!({"x": 1}),
+        "what vk does not know is kept"
+    );
     let decoded = stored.pod();
     assert_eq!(decoded.metadata.managed_fields, None);
+    assert_eq!(
+        decoded.metadata.labels,
+        Some([("app".into(), "web".into())].into())
+    );
     assert_eq!(decoded.spec.expect("a spec").containers[0].name, "app");
+    assert_eq!(
+        stored.status().and_then(|s| s.pod_ip).as_deref(),
+        Some("10.0.0.1")
+    );
+}
+
+#[test]
+fn a_pod_without_status_or_metadata_is_stored_too() {
+    let stored: StoredPod = serde_json::from_str(r#"{"spec":{"containers":[]}}"#).expect("a pod");
+    assert_eq!(stored.key(), None);
+    assert_eq!(stored.phase(), None);
+    assert_eq!(stored.status(), None);
+    let stored: StoredPod =
+        serde_json::from_str(r#"{"metadata":{"name":"a","namespace":"b"},"status":null}"#)
+            .expect("a pod");
+    assert_eq!(stored.phase(), None);
+    assert!(serde_json::from_str::<StoredPod>("[1]").is_err());
+}
+
+#[test]
+fn without_its_status_a_stored_pod_keeps_its_metadata_and_spec() {
+    let stored = StoredPod::new(pod("web", "u1"));
+    let mut expected = pod("web", "u1");
+    expected.metadata.managed_fields = None;
+    expected.status = None;
+    assert_eq!(stored.without_status(), expected);
 }
 
 #[test]
