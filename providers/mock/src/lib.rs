@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod contents;
 mod pods;
 mod stats;
 mod streams;
@@ -28,6 +29,7 @@ use vk_abi::{
 };
 
 use config::NodeConfig;
+use contents::SharedContents;
 use pods::MockPod;
 
 vk_abi::export_provider!(MockProvider, "mock");
@@ -42,6 +44,7 @@ pub struct MockProvider {
     operating_system: String,
     host_ip: String,
     pods: RwLock<HashMap<PodKey, MockPod>>,
+    contents: SharedContents,
     next_ip: AtomicU32,
     notifier: RwLock<Option<PodNotifier>>,
 }
@@ -97,9 +100,12 @@ impl MockProvider {
     fn store(&self, resolved: ResolvedPod) -> Result<()> {
         let key = pod_key(&resolved.pod)?;
         let ip = pods::pod_ip(self.next_ip.fetch_add(1, Ordering::Relaxed));
-        let pod = MockPod::new(resolved, ip);
+        let pod = MockPod::new(resolved, ip, &self.contents);
         // In the table before it is reported: whoever hears of it may exec into it at once.
-        self.pods.write().insert(key, pod.clone());
+        let replaced = self.pods.write().insert(key, pod.clone());
+        if let Some(replaced) = replaced {
+            self.contents.release(replaced.into_contents());
+        }
         self.notify(&pod);
         Ok(())
     }
@@ -113,6 +119,7 @@ impl Provider for MockProvider {
             node_name: init.node_name,
             operating_system: init.operating_system,
             pods: RwLock::default(),
+            contents: SharedContents::default(),
             next_ip: AtomicU32::new(0),
             notifier: RwLock::default(),
         })
@@ -130,12 +137,16 @@ impl Provider for MockProvider {
             return self.store(pod);
         };
         let (started, ip) = (existing.started, existing.pod_ip.clone());
-        *existing = MockPod {
-            started,
-            ..MockPod::new(pod, ip)
-        };
+        let replaced = std::mem::replace(
+            existing,
+            MockPod {
+                started,
+                ..MockPod::new(pod, ip, &self.contents)
+            },
+        );
         let updated = existing.clone();
         drop(pods);
+        self.contents.release(replaced.into_contents());
         self.notify(&updated);
         Ok(())
     }
@@ -203,6 +214,7 @@ impl Provider for MockProvider {
         if let Some(mut pod) = removed {
             pod.terminated = true;
             self.notify(&pod);
+            self.contents.release(pod.into_contents());
         }
         Ok(())
     }

@@ -1,10 +1,10 @@
 //! The in-memory pod table: a compact record per pod, turned into a `Pod` only when asked, so
 //! that 100,000 pods stay cheap.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use vk_abi::{
-    ResolvedPod, VolumeFile,
+    ResolvedPod,
     k8s_openapi::{
         api::core::v1::{
             Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
@@ -15,6 +15,8 @@ use vk_abi::{
         jiff::Timestamp,
     },
 };
+
+use crate::contents::SharedContents;
 
 /// One container as the mock runs it.
 #[derive(Debug, Clone)]
@@ -66,6 +68,9 @@ impl MockContainer {
     }
 }
 
+/// A volume's file: its path in the volume and its contents.
+pub type MockFile = (String, Arc<[u8]>);
+
 /// One pod as the mock runs it.
 #[derive(Debug, Clone)]
 pub struct MockPod {
@@ -74,9 +79,10 @@ pub struct MockPod {
     pub uid: String,
     pub init_containers: Vec<MockContainer>,
     pub containers: Vec<MockContainer>,
-    /// The files of each volume by path, as lists: a pod has a few, and a map's first node
-    /// is over 500 bytes (two maps per pod with a token volume, 10 MiB at 10,000 pods).
-    pub volumes: Vec<(String, Vec<(String, VolumeFile)>)>,
+    /// The contents of each volume's files by path, as lists: a pod has a few, and a map's
+    /// first node is over 500 bytes (two maps per pod with a token volume, 10 MiB at 10,000
+    /// pods). Contents are shared between pods (see [`SharedContents`]).
+    pub volumes: Vec<(String, Vec<MockFile>)>,
     pub started: Timestamp,
     pub pod_ip: String,
     pub terminated: bool,
@@ -93,7 +99,7 @@ pub fn back_off(restarts: i32) -> Duration {
 }
 
 impl MockPod {
-    pub fn new(resolved: ResolvedPod, pod_ip: String) -> Self {
+    pub fn new(resolved: ResolvedPod, pod_ip: String, contents: &SharedContents) -> Self {
         let metadata = resolved.pod.metadata;
         let spec = resolved.pod.spec.unwrap_or_default();
         MockPod {
@@ -114,13 +120,23 @@ impl MockPod {
             volumes: resolved
                 .volumes
                 .into_iter()
-                .map(|(name, volume)| (name, volume.files.into_iter().collect()))
+                .map(|(name, volume)| {
+                    let files = volume.files.into_iter();
+                    let files = files.map(|(path, file)| (path, contents.share(file.data.0)));
+                    (name, files.collect())
+                })
                 .collect(),
             started: Timestamp::now(),
             pod_ip,
             terminated: false,
             restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
         }
+    }
+
+    /// The contents of the pod's files, to be released as the pod goes.
+    pub fn into_contents(self) -> impl Iterator<Item = Arc<[u8]>> {
+        let files = self.volumes.into_iter().flat_map(|(_, files)| files);
+        files.map(|(_, content)| content)
     }
 
     /// Kills `name` as a failed liveness probe does: it exits with 137 and, unless the restart

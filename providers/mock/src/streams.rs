@@ -206,8 +206,8 @@ fn read_mounted_file<'a>(
             .strip_prefix(mount_path.trim_end_matches('/'))?
             .strip_prefix('/')?;
         let (_, files) = pod.volumes.iter().find(|(name, _)| name == volume)?;
-        let (_, file) = files.iter().find(|(path, _)| path == relative)?;
-        Some(file.data.0.as_slice())
+        let (_, content) = files.iter().find(|(path, _)| path == relative)?;
+        Some(&**content)
     })
 }
 
