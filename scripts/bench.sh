@@ -5,7 +5,7 @@
 # Usage: scripts/bench.sh [--provider mock|hyper] [--pods N] [--mode direct|deployment|both]
 #                         [--automount on|off|both] [--keep] [--port-base P] [--qps Q] [--burst B]
 #                         [--workers W] [--vk-defaults] [--profile bench|default] [--rate R]
-#                         [--probe] [--hold S] [--heaptrack]
+#                         [--probe] [--hold S] [--heaptrack] [--perf]
 #   --provider P    mock (default): pods are Running at once, vk's own cost is measured; hyper:
 #                   pods are real containers on the Podman service of `scripts/podman.sh up`
 #                   (started if needed, left running), image localhost/vk-busybox:latest with
@@ -35,6 +35,10 @@
 #                   target/bench/<timestamp>/vk-<run>.heaptrack.zst (read it with heaptrack_print);
 #                   heaptrack's own bookkeeping inflates vk's RSS and CPU, so those figures of
 #                   such a run are not comparable with a plain one
+#   --perf          sample vk's CPU with `perf record` (cpu-clock, 199 Hz, DWARF call graphs) while
+#                   it runs: the profile is written to target/bench/<timestamp>/vk-<run>.perf.data
+#                   (read it with `perf report -i FILE --no-children`); the sampling costs vk a
+#                   few percent of CPU
 #
 # What it does: builds vk, libvk_mock.so (and libvk_hyper.so for hyper) and the bench client
 # (scripts/bench, `vk-bench`) in release mode; starts a control plane with
@@ -55,7 +59,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 provider=mock pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
-probe=false hold=0 vk_defaults=false profile=bench rate= heaptrack=false
+probe=false hold=0 vk_defaults=false profile=bench rate= heaptrack=false perf=false
 cluster=vk-bench
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -74,6 +78,7 @@ while (($#)); do
     --keep) keep=true; shift ;;
     --probe) probe=true; shift ;;
     --heaptrack) heaptrack=true; shift ;;
+    --perf) perf=true; shift ;;
     --vk-defaults) vk_defaults=true; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see: $0 --help)" ;;
@@ -97,7 +102,7 @@ out=$(realpath "$out")
 cluster_args=(--name "$cluster" --profile "$profile" --port-base "$port_base")
 
 # ---------------------------------------------------------------- cleanup
-vk_pid="" wrapper_pid="" vk_node="" cluster_started=false
+vk_pid="" wrapper_pid="" perf_pid="" vk_node="" cluster_started=false
 stop_vk() {
   [[ -n $vk_pid ]] || return 0
   kill -TERM "$vk_pid" 2>/dev/null || true
@@ -105,7 +110,11 @@ stop_vk() {
   kill -KILL "$vk_pid" 2>/dev/null || true
   wait "$vk_pid" 2>/dev/null || true
   vk_pid=""
-  # heaptrack: it writes the profile once vk has exited.
+  # heaptrack and perf write their profiles once vk has exited.
+  if [[ -n $perf_pid ]]; then
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=""
+  fi
   if [[ -n $wrapper_pid ]]; then
     wait "$wrapper_pid" 2>/dev/null || true
     wrapper_pid=""
@@ -165,6 +174,10 @@ if $heaptrack; then
   command -v heaptrack >/dev/null || die "--heaptrack needs heaptrack (apt-get install heaptrack)"
   label_suffix+=-heaptrack
 fi
+if $perf; then
+  command -v perf >/dev/null || die "--perf needs perf (apt-get install linux-perf)"
+  label_suffix+=-perf
+fi
 
 # ---------------------------------------------------------------- build
 log "building vk, $libs and vk-bench (release)"
@@ -215,7 +228,8 @@ start_vk() { # start_vk NODE PORT LOG
   vk_node=$node
   local wrap=()
   $heaptrack && wrap=(heaptrack --output "${vk_log%.log}.heaptrack")
-  "${wrap[@]}" target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider "$provider" \
+  # As the packages and the image run vk (vk/debian/vk@.service).
+  MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} "${wrap[@]}" target/release/vk --kubeconfig "$kubeconfig" --nodename "$node" --provider "$provider" \
     --plugin-dir target/release --node-ip 127.0.0.1 --listen-port "$port" --provider-config "$config" \
     "${vk_flags[@]}" >"$vk_log" 2>&1 &
   vk_pid=$!
@@ -236,6 +250,11 @@ start_vk() { # start_vk NODE PORT LOG
   done
   "$kubectl" wait --for=condition=Ready "node/$node" --timeout=60s >/dev/null \
     || { tail -20 "$vk_log" >&2; die "node $node not Ready"; }
+  if $perf; then
+    perf record --quiet -e cpu-clock -F 199 --call-graph dwarf,8192 -p "$vk_pid" \
+      -o "${vk_log%.log}.perf.data" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
 }
 
 port=$((port_base + 10))

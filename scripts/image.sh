@@ -56,6 +56,7 @@ podman import --quiet \
   --change "USER=$uid:$gid" \
   --change 'WORKDIR=/var/lib/vk' \
   --change 'ENV=VK_PLUGIN_DIR=/usr/lib/vk' \
+  --change 'ENV=MALLOC_ARENA_MAX=2' \
   --change 'EXPOSE=10250' \
   --change 'ENTRYPOINT=["/usr/bin/vk"]' \
   --change "LABEL=org.opencontainers.image.version=$version" \

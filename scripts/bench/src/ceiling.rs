@@ -1,11 +1,15 @@
 //! `ceiling`: what a plain kube-rs client reaches against the same apiserver with the same
-//! concurrency and no vk: pod creates, pod status patches and pod deletes per second.
+//! concurrency and no vk: pod creates, service-account tokens bound to those pods, pod status
+//! patches and pod deletes per second.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::{
+    authentication::v1::TokenRequest,
+    core::v1::{Node, Pod, ServiceAccount},
+};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
@@ -46,6 +50,19 @@ fn running_status(index: usize, node_ip: &str) -> Value {
     }})
 }
 
+/// A token for the namespace's default service account, bound to pod `name` as the kubelet's
+/// are: it is valid only while that pod exists.
+fn bound_token_request(name: &str) -> Result<TokenRequest> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "expirationSeconds": 3607,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": name},
+        },
+    }))?)
+}
+
 pub async fn ceiling(args: CeilingArgs) -> Result<()> {
     let c = &args.common;
     let client = client(&c.kubeconfig).await?;
@@ -79,6 +96,32 @@ pub async fn ceiling(args: CeilingArgs) -> Result<()> {
     .await;
     let create_seconds = t.elapsed().as_secs_f64();
     let cpu_1 = cpu_snapshot(&c.procs);
+
+    log(format!(
+        "ceiling: requesting {n} service-account tokens bound to the pods, {} in flight",
+        c.concurrency
+    ));
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &c.namespace);
+    let requests: Vec<TokenRequest> = (0..n)
+        .map(|i| bound_token_request(&pod_name(i)))
+        .collect::<Result<_>>()?;
+    let t = Instant::now();
+    let token_failures = fan_out(n, c.concurrency, None, |i| {
+        let (accounts, request) = (&accounts, &requests[i]);
+        async move {
+            accounts
+                .create_subresource::<_, TokenRequest>(
+                    "token",
+                    "default",
+                    &PostParams::default(),
+                    request,
+                )
+                .await
+        }
+    })
+    .await;
+    let token_seconds = t.elapsed().as_secs_f64();
+    let cpu_token = cpu_snapshot(&c.procs);
 
     log(format!(
         "ceiling: patching {n} pod statuses, {} in flight",
@@ -140,25 +183,29 @@ pub async fn ceiling(args: CeilingArgs) -> Result<()> {
     let result = CeilingResult {
         pods: n,
         concurrency: c.concurrency,
-        method: "a plain kube-rs client (admin credentials, no rate limit) against the same apiserver, no vk running: N pod creates bound to a Node object without a kubelet, N merge patches of pods/status to Running (a status like vk's), N deletes with grace period 0".into(),
+        method: "a plain kube-rs client (admin credentials, no rate limit) against the same apiserver, no vk running: N pod creates bound to a Node object without a kubelet, N TokenRequests for the default service account bound to those pods (as for the default token volume), N merge patches of pods/status to Running (a status like vk's), N deletes with grace period 0".into(),
         creates_per_second: rate(create_seconds, create_failures),
+        token_requests_per_second: rate(token_seconds, token_failures),
         status_patches_per_second: rate(patch_seconds, patch_failures),
         deletes_per_second: rate(delete_seconds, delete_failures),
         failures: CeilingFailures {
             create: create_failures,
+            token: token_failures,
             patch: patch_failures,
             delete: delete_failures,
         },
         cpu_seconds_create: cpu_delta(&cpu_0, &cpu_1, c.clk_tck),
-        cpu_seconds_patch: cpu_delta(&cpu_1, &cpu_2, c.clk_tck),
+        cpu_seconds_token: Some(cpu_delta(&cpu_1, &cpu_token, c.clk_tck)),
+        cpu_seconds_patch: cpu_delta(&cpu_token, &cpu_2, c.clk_tck),
         cpu_seconds_delete: cpu_delta(&cpu_2, &cpu_3, c.clk_tck),
         loadavg_before: load_before,
         unix_time: unix_now(),
     };
     let shown = |rate: Option<f64>| rate.map_or("null".into(), |rate| format!("{rate:?}"));
     log(format!(
-        "ceiling: {} creates/s, {} status patches/s, {} deletes/s",
+        "ceiling: {} creates/s, {} token requests/s, {} status patches/s, {} deletes/s",
         shown(result.creates_per_second),
+        shown(result.token_requests_per_second),
         shown(result.status_patches_per_second),
         shown(result.deletes_per_second)
     ));

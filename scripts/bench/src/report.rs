@@ -67,9 +67,10 @@ fn summary(ceiling: Option<&CeilingResult>, runs: &[RunResult]) -> String {
     let mut out = String::new();
     if let Some(ceiling) = ceiling {
         out += &format!(
-            "ceiling (plain kube-rs client, {} in flight, no vk): {} pod creates/s, {} status patches/s, {} deletes/s\n",
+            "ceiling (plain kube-rs client, {} in flight, no vk): {} pod creates/s, {} token requests/s, {} status patches/s, {} deletes/s\n",
             ceiling.concurrency,
             num(ceiling.creates_per_second),
+            num(ceiling.token_requests_per_second),
             num(ceiling.status_patches_per_second),
             num(ceiling.deletes_per_second),
         );

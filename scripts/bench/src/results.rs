@@ -82,10 +82,16 @@ pub struct CeilingResult {
     pub concurrency: usize,
     pub method: String,
     pub creates_per_second: Option<f64>,
+    /// Service-account tokens bound to the pods, as vk asks one for each pod with the
+    /// default token volume (absent from results written before).
+    #[serde(default)]
+    pub token_requests_per_second: Option<f64>,
     pub status_patches_per_second: Option<f64>,
     pub deletes_per_second: Option<f64>,
     pub failures: CeilingFailures,
     pub cpu_seconds_create: CpuSeconds,
+    #[serde(default)]
+    pub cpu_seconds_token: Option<CpuSeconds>,
     pub cpu_seconds_patch: CpuSeconds,
     pub cpu_seconds_delete: CpuSeconds,
     pub loadavg_before: String,
@@ -95,6 +101,8 @@ pub struct CeilingResult {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CeilingFailures {
     pub create: usize,
+    #[serde(default)]
+    pub token: usize,
     pub patch: usize,
     pub delete: usize,
 }
