@@ -190,7 +190,7 @@ pub async fn ceiling(args: CeilingArgs) -> Result<()> {
         deletes_per_second: rate(delete_seconds, delete_failures),
         failures: CeilingFailures {
             create: create_failures,
-            token: token_failures,
+            token: Some(token_failures),
             patch: patch_failures,
             delete: delete_failures,
         },

@@ -84,13 +84,13 @@ pub struct CeilingResult {
     pub creates_per_second: Option<f64>,
     /// Service-account tokens bound to the pods, as vk asks one for each pod with the
     /// default token volume (absent from results written before).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_requests_per_second: Option<f64>,
     pub status_patches_per_second: Option<f64>,
     pub deletes_per_second: Option<f64>,
     pub failures: CeilingFailures,
     pub cpu_seconds_create: CpuSeconds,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_seconds_token: Option<CpuSeconds>,
     pub cpu_seconds_patch: CpuSeconds,
     pub cpu_seconds_delete: CpuSeconds,
@@ -101,8 +101,8 @@ pub struct CeilingResult {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CeilingFailures {
     pub create: usize,
-    #[serde(default)]
-    pub token: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<usize>,
     pub patch: usize,
     pub delete: usize,
 }

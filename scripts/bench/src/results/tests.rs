@@ -40,6 +40,23 @@ fn a_result_file_reads_and_writes_back_unchanged() {
 }
 
 #[test]
+fn a_ceiling_with_token_requests_reads_and_writes_back_unchanged() {
+    let mut file = ceiling_file();
+    file["token_requests_per_second"] = json!(900.5);
+    file["failures"]["token"] = json!(2);
+    file["cpu_seconds_token"] = cpu(json!({}));
+    let Measured::Ceiling(ceiling) = serde_json::from_value(file.clone()).unwrap() else {
+        panic!("a ceiling file read as a run");
+    };
+    assert_eq!(ceiling.token_requests_per_second, Some(900.5));
+    assert_eq!(ceiling.failures.token, Some(2));
+    assert_eq!(
+        serde_json::to_value(Measured::Ceiling(ceiling)).unwrap(),
+        file
+    );
+}
+
+#[test]
 fn cpu_figures_list_processes_and_machine_by_name_without_cores() {
     let cpu: CpuSeconds = serde_json::from_value(cpu(json!({"machine_busy": 3.0}))).unwrap();
     assert_eq!(
