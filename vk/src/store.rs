@@ -34,11 +34,6 @@ pub struct StoredPod {
 /// A JSON object's fields, each kept as its JSON text.
 type RawFields = BTreeMap<String, Box<RawValue>>;
 
-#[derive(Deserialize)]
-struct Phase {
-    phase: Option<String>,
-}
-
 impl StoredPod {
     /// A pod stored as it would come from the watch.
     #[cfg(test)]
@@ -63,6 +58,10 @@ impl StoredPod {
         if metadata.remove("managedFields").is_some() {
             let json = serde_json::to_string(&metadata)?;
             fields.insert("metadata".into(), RawValue::from_string(json)?);
+        }
+        #[derive(Deserialize)]
+        struct Phase {
+            phase: Option<String>,
         }
         let status: Option<Phase> = field(&fields, "status")?;
         Ok(StoredPod {

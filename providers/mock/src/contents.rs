@@ -17,7 +17,8 @@ pub struct SharedContents(Mutex<Contents>);
 struct Contents {
     set: HashSet<Arc<[u8]>>,
     /// The set's size after its last sweep: it is swept again once it has doubled, so that
-    /// contents no pod holds any more go in time linear in what was added.
+    /// contents no pod holds any more go in time linear in what was added. (`release` misses
+    /// contents still held for a moment elsewhere, by a stream's copy of the pod.)
     swept_at: usize,
 }
 
