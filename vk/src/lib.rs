@@ -19,6 +19,7 @@ mod metrics;
 mod node;
 mod objects;
 mod packed;
+mod pod_writes;
 mod pods;
 mod prober;
 pub mod provider;

@@ -11,14 +11,11 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
-};
+use kube::{Api, Client};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::{metrics::METRICS, packed::Packed, queue::WorkQueue, store::PodStore};
+use crate::{metrics::METRICS, packed::Packed, pod_writes, queue::WorkQueue, store::PodStore};
 
 /// A pod by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -181,7 +178,8 @@ struct Pending {
 pub struct StatusWriter {
     pending: Arc<Mutex<HashMap<PodKey, Pending>>>,
     queue: WorkQueue<PodKey>,
-    api: Api<Pod>,
+    /// Pods in every namespace (a handle to the client).
+    pods: Api<Pod>,
     store: PodStore,
 }
 
@@ -190,7 +188,7 @@ impl StatusWriter {
         StatusWriter {
             pending: Arc::default(),
             queue: WorkQueue::new(),
-            api: Api::all(client),
+            pods: Api::all(client),
             store,
         }
     }
@@ -268,10 +266,7 @@ impl StatusWriter {
             return;
         };
         let body = patch(&pending.uid, current.as_ref(), &status);
-        let api: Api<Pod> = Api::namespaced(self.api.clone().into_client(), &key.namespace);
-        let written = api
-            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await;
+        let written = pod_writes::patch_status(self.pods.clone().into_client(), key, &body).await;
         METRICS.api_request("pod_status", &written);
         match written {
             Ok(_) => self.queue.succeeded(key),

@@ -11,10 +11,7 @@ use k8s_openapi::{
     api::core::v1::{Pod, PodStatus},
     jiff::Timestamp,
 };
-use kube::{
-    Api,
-    api::{DeleteParams, Preconditions},
-};
+use kube::api::{DeleteParams, Preconditions};
 use vk_abi::{ErrorKind, ProviderError, error_chain};
 
 use super::{
@@ -23,7 +20,7 @@ use super::{
     tracked::Tracked,
 };
 use crate::{
-    events::EventType, metrics::METRICS, resize::Allocation, resolve, status::PodKey,
+    events::EventType, metrics::METRICS, pod_writes, resize::Allocation, resolve, status::PodKey,
     store::StoredPod,
 };
 
@@ -562,7 +559,6 @@ impl PodController {
 
     /// Removes the pod from the API with grace 0, only if it is still the same pod.
     async fn delete_from_api(&self, key: &PodKey, pod: &Pod) -> Result<Next, SyncError> {
-        let api: Api<Pod> = Api::namespaced(self.inner.pods.clone().into_client(), &key.namespace);
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -571,7 +567,7 @@ impl PodController {
             }),
             ..DeleteParams::default()
         };
-        let deleted = api.delete(&key.name, &params).await;
+        let deleted = pod_writes::delete(self.inner.pods.clone().into_client(), key, &params).await;
         METRICS.api_request("pod_delete", &deleted);
         match deleted {
             Ok(_) => {
