@@ -449,3 +449,66 @@ fn a_resize_reaches_the_mock_and_shows_in_the_status() {
         "{pod}"
     );
 }
+
+/// The token file of pod `name`'s default service-account volume, as its container reads it.
+fn token_in_container(cluster: &Cluster, namespace: &Namespace, name: &str) -> String {
+    let path = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+    cluster.kubectl_ok(["exec", "-n", namespace.name(), name, "--", "cat", path])
+}
+
+/// Who the API server takes `token` for (a TokenReview as admin): the user, and the pod the
+/// token is bound to.
+fn token_owner(cluster: &Cluster, token: &str) -> (Value, Value) {
+    let review = json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": { "token": token },
+    });
+    let output = cluster.kubectl_input(["create", "-o", "json", "-f", "-"], &review.to_string());
+    assert!(output.status.success(), "{output:?}");
+    let review: Value = serde_json::from_slice(&output.stdout).expect("a TokenReview");
+    let user = &review["status"]["user"];
+    let pod = &user["extra"]["authentication.kubernetes.io/pod-name"][0];
+    (user["username"].clone(), pod.clone())
+}
+
+#[test]
+fn the_service_account_token_reaches_the_container_and_a_changed_pod_gets_a_valid_one() {
+    let cluster = Cluster::shared();
+    let namespace = cluster.namespace("token");
+    let mut vk = cluster.vk().start_ready(READY);
+    let node = vk.node_name().to_string();
+    cluster.apply(&fixtures::pod(namespace.name(), "reader", &node, json!({})));
+    wait_running(cluster, &namespace, "", &node, 1, READY);
+
+    let owner = (
+        json!(format!(
+            "system:serviceaccount:{}:default",
+            namespace.name()
+        )),
+        json!("reader"),
+    );
+    let first = token_in_container(cluster, &namespace, "reader");
+    assert_eq!(token_owner(cluster, &first), owner);
+
+    // A new label hands the provider the pod again. vk keeps only the digests of the tokens it
+    // handed out, so it asks for a new one, which must authenticate as well.
+    cluster.kubectl_ok([
+        "label",
+        "pod",
+        "reader",
+        "-n",
+        namespace.name(),
+        "changed=yes",
+    ]);
+    let second = wait_for_ok("the provider to be given a new token", READY, || {
+        let token = token_in_container(cluster, &namespace, "reader");
+        if token != first {
+            Ok(token)
+        } else {
+            Err("the first token".to_string())
+        }
+    });
+    assert_eq!(token_owner(cluster, &second), owner);
+    vk.assert_running();
+}

@@ -64,7 +64,8 @@ pub struct ApiObjects {
     config_maps: Cache<ConfigMap>,
     secrets: Cache<Secret>,
     services: Cache<Vec<Service>>,
-    /// By pod UID, so that a pod's tokens are forgotten without a look at the others'.
+    /// By pod UID, so that a pod's tokens are forgotten without a look at the others'; known
+    /// by their digests only (see [`IssuedToken::without_text`]).
     tokens: Mutex<HashMap<String, HashMap<TokenKey, IssuedToken>>>,
 }
 
@@ -193,16 +194,12 @@ impl Objects for ApiObjects {
             )));
         };
         let granted = issued.spec.and_then(|spec| spec.expiration_seconds);
-        let token = IssuedToken {
-            token,
-            expires: expires.0,
-            expiration_seconds: granted.unwrap_or(expiration_seconds),
-        };
+        let token = IssuedToken::new(token, expires.0, granted.unwrap_or(expiration_seconds));
         let mut tokens = self.tokens.lock();
         tokens
             .entry(pod_uid)
             .or_default()
-            .insert(key, token.clone());
+            .insert(key, token.without_text());
         Ok(token)
     }
 }

@@ -22,9 +22,16 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeMap, fmt, future::Future, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    future::Future,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
+};
 
 use k8s_openapi::{
+    ByteString,
     api::core::v1::{ConfigMap, Pod, Secret, Service},
     apimachinery::pkg::api::resource::Quantity,
     jiff::{SignedDuration, Timestamp},
@@ -64,7 +71,9 @@ pub trait Objects: Send + Sync {
     /// A token of `service_account` bound to `pod` (a TokenRequest whose `boundObjectRef` names
     /// the pod and its UID), for `audience` (`None`: the API server's) and asking for
     /// `expiration_seconds`. Like the kubelet's token manager, implementations should hand out
-    /// the same token again until its [`IssuedToken::refresh_at`].
+    /// the same token again until its [`IssuedToken::refresh_at`], and may then hand it out
+    /// without its text (see [`IssuedToken::without_text`]): resolution needs only its digest
+    /// to tell whether the provider has it.
     fn service_account_token(
         &self,
         pod: &Pod,
@@ -102,7 +111,9 @@ impl ObjectError {
 /// A service-account token from the TokenRequest API.
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken {
-    pub token: String,
+    /// The token; `None` for one handed out before, known by its digest only.
+    text: Option<String>,
+    digest: u64,
     /// `status.expirationTimestamp` of the TokenRequest.
     pub expires: Timestamp,
     /// The lifetime the API server granted: `spec.expirationSeconds` of its answer, which may
@@ -111,6 +122,34 @@ pub struct IssuedToken {
 }
 
 impl IssuedToken {
+    pub fn new(text: String, expires: Timestamp, expiration_seconds: i64) -> Self {
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        IssuedToken {
+            digest: hasher.finish(),
+            text: Some(text),
+            expires,
+            expiration_seconds,
+        }
+    }
+
+    /// The same token known by its digest only, as a cache keeps it: a token per pod is a
+    /// kilobyte, 10 MiB at 10,000 pods, and is needed again only when the provider must be
+    /// given the pod anew, which can use a new token as well.
+    pub fn without_text(&self) -> Self {
+        IssuedToken {
+            text: None,
+            ..self.clone()
+        }
+    }
+
+    /// What a resolved volume holds in place of the token until the provider is given the pod
+    /// (see [`Resolution::provider_pod`]): the same for the same token, with or without its
+    /// text, so that a pod's fingerprint does not change when only the text is missing.
+    fn stand_in(&self) -> String {
+        format!("<service-account token {:016x}>", self.digest)
+    }
+
     /// When the kubelet would replace the token: once 80% of its lifetime has passed, or once it
     /// is a day old, whichever comes first.
     pub fn refresh_at(&self) -> Timestamp {
@@ -124,7 +163,8 @@ impl IssuedToken {
 impl fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuedToken")
-            .field("token", &"<redacted>")
+            .field("text", &self.text.as_ref().map(|_| "<redacted>"))
+            .field("digest", &self.digest)
             .field("expires", &self.expires)
             .field("expiration_seconds", &self.expiration_seconds)
             .finish()
@@ -158,6 +198,44 @@ pub struct Resolution {
     /// Whether a variable reads `status.podIP(s)` of a pod that has no IP yet: it is empty for
     /// now, so resolve again once the provider reports an IP.
     pub waits_for_pod_ip: bool,
+    /// The service-account tokens of the volumes, whose files in [`Resolution::pod`] hold
+    /// their stand-ins.
+    tokens: Vec<TokenFile>,
+}
+
+/// A token file of a resolved volume.
+#[derive(Debug, Clone, PartialEq)]
+struct TokenFile {
+    volume: String,
+    path: String,
+    token: IssuedToken,
+}
+
+impl Resolution {
+    /// Whether a token is known by its digest only: the provider cannot be given this pod.
+    /// Forget the pod's tokens and resolve it again.
+    pub fn lacks_a_token(&self) -> bool {
+        self.tokens.iter().any(|file| file.token.text.is_none())
+    }
+
+    /// The pod to give the provider: [`Resolution::pod`] with each token written over its
+    /// stand-in. A token known by its digest only is left as its stand-in: check
+    /// [`Resolution::lacks_a_token`] first.
+    pub fn provider_pod(self) -> ResolvedPod {
+        let mut pod = self.pod;
+        for TokenFile {
+            volume,
+            path,
+            token,
+        } in self.tokens
+        {
+            let file = (pod.volumes.get_mut(&volume)).and_then(|files| files.files.get_mut(&path));
+            if let (Some(file), Some(text)) = (file, token.text) {
+                file.data = ByteString(text.into_bytes());
+            }
+        }
+        pod
+    }
 }
 
 /// An event about the pod.
@@ -461,6 +539,7 @@ pub async fn resolve(
         events: Vec::new(),
         refresh_at: None,
         waits_for_pod_ip: false,
+        tokens: Vec::new(),
     };
     let volumes = resolver.volumes().await?;
     let registry_credentials = resolver.registry_credentials().await;
@@ -491,6 +570,7 @@ pub async fn resolve(
         events: resolver.events,
         refresh_at: resolver.refresh_at,
         waits_for_pod_ip: resolver.waits_for_pod_ip,
+        tokens: resolver.tokens,
     })
 }
 
@@ -505,6 +585,7 @@ struct Resolver<'a, O> {
     events: Vec<PodEvent>,
     refresh_at: Option<Timestamp>,
     waits_for_pod_ip: bool,
+    tokens: Vec<TokenFile>,
 }
 
 impl<O: Objects> Resolver<'_, O> {

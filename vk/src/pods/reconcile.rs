@@ -20,7 +20,12 @@ use super::{
     tracked::Tracked,
 };
 use crate::{
-    events::EventType, metrics::METRICS, pod_writes, resize::Allocation, resolve, status::PodKey,
+    events::EventType,
+    metrics::METRICS,
+    pod_writes,
+    resize::Allocation,
+    resolve::{self, Resolution},
+    status::PodKey,
     store::StoredPod,
 };
 
@@ -68,6 +73,14 @@ fn fingerprint(resolved: &vk_abi::ResolvedPod) -> u64 {
         .unwrap_or_default()
         .hash(&mut hasher);
     hasher.finish()
+}
+
+/// When to sync a resolved pod again: when its first token is due for renewal.
+fn next_sync(resolution: &Resolution) -> Next {
+    match resolution.refresh_at {
+        Some(at) => Next::After(until(at)),
+        None => Next::Done,
+    }
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -290,29 +303,13 @@ impl PodController {
         if tracked.is_none() && self.refused(key, &pod).await? {
             return Ok(Next::Done);
         }
-        let resolution = match resolve::resolve(&pod, &inner.settings.node, &inner.objects).await {
-            Ok(resolution) => resolution,
-            // Asked again soon and quietly, rather than with growing back-off and an event
-            // and a status write each time: the API server will see the pod in a moment.
-            Err(error) if error.may_be_unseen_pod() && is_young(&pod) => {
-                log::debug!(pod:% = key; "{key}: {}; asking again", error_chain(&error));
-                return Ok(Next::After(UNSEEN_POD_RETRY));
-            }
-            Err(error) => {
-                if tracked.is_none() {
-                    self.report_config_error(key, &pod, &error);
-                }
-                return Err(error.into());
-            }
-        };
-        let fingerprint = fingerprint(&resolution.pod);
-        let next = match resolution.refresh_at {
-            Some(at) => Next::After(until(at)),
-            None => Next::Done,
+        let given_before = tracked.is_some();
+        let Some(mut resolution) = self.resolve(key, &pod, given_before).await? else {
+            return Ok(Next::After(UNSEEN_POD_RETRY));
         };
         let mut current = Tracked {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
-            fingerprint: Some(fingerprint),
+            fingerprint: Some(fingerprint(&resolution.pod)),
             deleting: false,
             waits_for_pod_ip: resolution.waits_for_pod_ip,
             last_seen: stored,
@@ -328,15 +325,25 @@ impl PodController {
         let update = match &tracked {
             None => false,
             Some(t) if t.allocation.is_resize(|| t.last_seen.pod(), &pod) => {
-                return self.resize(key, pod, current, next).await;
+                return self.resize(key, pod, current, next_sync(&resolution)).await;
             }
-            Some(t) if t.fingerprint.is_none_or(|f| f == fingerprint) => {
+            Some(t) if t.fingerprint.is_none_or(|f| Some(f) == current.fingerprint) => {
                 self.inner.tracked.insert(key, current);
                 self.check_status(key).await?;
-                return Ok(next);
+                return Ok(next_sync(&resolution));
             }
             Some(_) => true,
         };
+        if resolution.lacks_a_token() {
+            // Cached tokens are known by their digests: the provider gets new ones.
+            inner.objects.forget_pod(&current.uid);
+            let Some(fresh) = self.resolve(key, &pod, given_before).await? else {
+                return Ok(Next::After(UNSEEN_POD_RETRY));
+            };
+            resolution = fresh;
+            current.fingerprint = Some(fingerprint(&resolution.pod));
+        }
+        let next = next_sync(&resolution);
         // An update hands the provider the whole pod, resources included.
         current.allocation = Allocation::of(&pod);
         for event in &resolution.events {
@@ -347,7 +354,7 @@ impl PodController {
         }
         // Tracked before the call: a provider may report the pod's status before it returns.
         self.inner.tracked.insert(key, current);
-        let resolved = resolution.pod;
+        let resolved = resolution.provider_pod();
         let result = if update {
             inner
                 .provider
@@ -377,6 +384,32 @@ impl PodController {
                     None => self.untrack(key),
                 }
                 self.report_provider_error(key, &pod, failure, &error);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Resolves the pod; `None` while the API server may not have seen it yet. A failure is
+    /// reported on the pod only if the provider was not `given_before` the pod.
+    async fn resolve(
+        &self,
+        key: &PodKey,
+        pod: &Pod,
+        given_before: bool,
+    ) -> Result<Option<Resolution>, SyncError> {
+        let inner = &self.inner;
+        match resolve::resolve(pod, &inner.settings.node, &inner.objects).await {
+            Ok(resolution) => Ok(Some(resolution)),
+            // Asked again soon and quietly, rather than with growing back-off and an event
+            // and a status write each time: the API server will see the pod in a moment.
+            Err(error) if error.may_be_unseen_pod() && is_young(pod) => {
+                log::debug!(pod:% = key; "{key}: {}; asking again", error_chain(&error));
+                Ok(None)
+            }
+            Err(error) => {
+                if !given_before {
+                    self.report_config_error(key, pod, &error);
+                }
                 Err(error.into())
             }
         }

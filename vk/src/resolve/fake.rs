@@ -35,6 +35,8 @@ pub(super) struct FakeObjects {
     pub(super) forbidden: BTreeSet<String>,
     pub(super) services_unavailable: bool,
     pub(super) tokens_unavailable: bool,
+    /// Tokens are handed out as a cache that keeps their digests only would.
+    pub(super) tokens_without_text: bool,
     /// Every ConfigMap and Secret read, as `kind ns/name`.
     pub(super) reads: Mutex<Vec<String>>,
     pub(super) token_requests: Mutex<Vec<TokenRequest>>,
@@ -195,13 +197,18 @@ impl Objects for FakeObjects {
             audience: audience.map(Into::into),
             expiration_seconds,
         });
-        Ok(IssuedToken {
-            token: format!(
+        let token = IssuedToken::new(
+            format!(
                 "token-of-{service_account}-for-{}",
                 audience.unwrap_or("api")
             ),
-            expires: ISSUED + SignedDuration::from_secs(expiration_seconds),
+            ISSUED + SignedDuration::from_secs(expiration_seconds),
             expiration_seconds,
+        );
+        Ok(if self.tokens_without_text {
+            token.without_text()
+        } else {
+            token
         })
     }
 }

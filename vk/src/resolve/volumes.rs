@@ -16,7 +16,10 @@ use k8s_openapi::{
 };
 use vk_abi::{VolumeFile, VolumeFiles};
 
-use super::{ObjectKind, Objects, Referrer, ResolveError, Resolver, Scope, fields, resources};
+use super::{
+    IssuedToken, ObjectKind, Objects, Referrer, ResolveError, Resolver, Scope, TokenFile, fields,
+    resources,
+};
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +48,8 @@ struct Payload<'s> {
     scope: &'s Scope,
     fs_group: bool,
     files: BTreeMap<String, VolumeFile>,
+    /// The token files among them, by path.
+    tokens: Vec<(String, IssuedToken)>,
 }
 
 impl Payload<'_> {
@@ -84,6 +89,7 @@ impl<O: Objects> Resolver<'_, O> {
                 scope: &scope,
                 fs_group,
                 files: BTreeMap::new(),
+                tokens: Vec::new(),
             };
             if let Some(source) = &volume.config_map {
                 let mode = source.default_mode.unwrap_or(DEFAULT_MODE);
@@ -111,7 +117,13 @@ impl<O: Objects> Resolver<'_, O> {
             } else {
                 continue;
             }
-            let files = payload.files;
+            let Payload { files, tokens, .. } = payload;
+            self.tokens
+                .extend(tokens.into_iter().map(|(path, token)| TokenFile {
+                    volume: volume.name.clone(),
+                    path,
+                    token,
+                }));
             resolved.insert(volume.name.clone(), VolumeFiles { files });
         }
         Ok(resolved)
@@ -297,7 +309,10 @@ impl<O: Objects> Resolver<'_, O> {
         } else {
             default_mode
         };
-        payload.add(&projection.path, ByteString(token.token.into_bytes()), mode)
+        let stand_in = ByteString(token.stand_in().into_bytes());
+        payload.add(&projection.path, stand_in, mode)?;
+        payload.tokens.push((projection.path.clone(), token));
+        Ok(())
     }
 }
 

@@ -42,9 +42,10 @@ fn objects() -> FakeObjects {
         )
 }
 
-/// The files of volume `name`, as `path → (contents, mode)`.
+/// The files of volume `name` as the provider is given them, as `path → (contents, mode)`.
 fn files(resolution: &Resolution, name: &str) -> BTreeMap<String, (String, i32)> {
-    let volume = &resolution.pod.volumes[name];
+    let pod = resolution.clone().provider_pod();
+    let volume = &pod.volumes[name];
     (volume.files.iter())
         .map(|(path, VolumeFile { data, mode })| {
             (
@@ -347,6 +348,25 @@ fn the_service_account_volume_has_a_bound_token() {
     // 80% of 3607 seconds.
     let refresh_at = ISSUED + SignedDuration::from_millis(2_885_600);
     assert_eq!(resolution.refresh_at, Some(refresh_at));
+}
+
+#[test]
+fn a_token_known_by_its_digest_only_stands_in_for_itself() {
+    let pod = with_volumes(json!([kube_api_access()]));
+    let mut objects = objects();
+    let fresh = resolve_now(&pod, &objects).unwrap();
+    objects.tokens_without_text = true;
+    let known = resolve_now(&pod, &objects).unwrap();
+    // The same pod to fingerprint, but only the fresh token can be given to the provider.
+    assert_eq!(fresh.pod, known.pod);
+    assert!(!fresh.lacks_a_token());
+    assert!(known.lacks_a_token());
+    let stand_in = &fresh.pod.volumes["kube-api-access-x2b4z"].files["token"]
+        .data
+        .0;
+    assert!(!String::from_utf8_lossy(stand_in).contains("token-of-sa"));
+    let token = &files(&fresh, "kube-api-access-x2b4z")["token"];
+    assert_eq!(token, &("token-of-sa-for-api".to_string(), 0o644));
 }
 
 #[test]
