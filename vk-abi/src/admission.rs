@@ -7,6 +7,7 @@
 //! it does not know change nothing it does.
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::types::Refusal;
@@ -17,11 +18,12 @@ pub const UNKNOWN_POD_FIELD: &str = "UnknownPodField";
 /// Reads `received` as this library's `k8s-openapi` understands it, with a refusal naming the
 /// fields of its `spec` lost in reading.
 pub fn understand(received: Value) -> serde_json::Result<(Pod, Option<Refusal>)> {
-    let pod: Pod = serde_json::from_value(received.clone())?;
-    let understood = serde_json::to_value(&pod)?;
+    // Read from the value in place and only the spec written back: this runs for every pod.
+    let pod = Pod::deserialize(&received)?;
     let mut lost = Vec::new();
-    if let (Some(received), Some(understood)) = (received.get("spec"), understood.get("spec")) {
-        lost_paths(received, understood, "spec", &mut lost);
+    if let Some(received) = received.get("spec") {
+        let understood = serde_json::to_value(&pod.spec)?;
+        lost_paths(received, &understood, "spec", &mut lost);
     }
     let refusal = (!lost.is_empty()).then(|| {
         Refusal::new(
