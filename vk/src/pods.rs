@@ -36,6 +36,7 @@ use crate::{
     events::Recorder,
     metrics::METRICS,
     objects::ApiObjects,
+    pod_writes::PodWrites,
     prober::Prober,
     provider::Provider,
     queue::WorkQueue,
@@ -71,8 +72,9 @@ pub struct PodController {
 #[derive(Debug)]
 struct Inner {
     settings: PodSettings,
-    /// Pods in every namespace (a handle to the client).
+    /// Pods in every namespace (a handle to the client), for the watch.
     pods: Api<Pod>,
+    writes: PodWrites,
     provider: Provider,
     store: PodStore,
     queue: WorkQueue<PodKey>,
@@ -106,6 +108,7 @@ impl PodController {
         PodController {
             inner: Arc::new(Inner {
                 settings,
+                writes: PodWrites::new(client.clone()),
                 pods: Api::all(client),
                 provider,
                 store,

@@ -11,11 +11,13 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
-use kube::{Api, Client};
+use kube::Client;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::{metrics::METRICS, packed::Packed, pod_writes, queue::WorkQueue, store::PodStore};
+use crate::{
+    metrics::METRICS, packed::Packed, pod_writes::PodWrites, queue::WorkQueue, store::PodStore,
+};
 
 /// A pod by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,8 +180,7 @@ struct Pending {
 pub struct StatusWriter {
     pending: Arc<Mutex<HashMap<PodKey, Pending>>>,
     queue: WorkQueue<PodKey>,
-    /// Pods in every namespace (a handle to the client).
-    pods: Api<Pod>,
+    writes: PodWrites,
     store: PodStore,
 }
 
@@ -188,7 +189,7 @@ impl StatusWriter {
         StatusWriter {
             pending: Arc::default(),
             queue: WorkQueue::new(),
-            pods: Api::all(client),
+            writes: PodWrites::new(client),
             store,
         }
     }
@@ -266,7 +267,7 @@ impl StatusWriter {
             return;
         };
         let body = patch(&pending.uid, current.as_ref(), &status);
-        let written = pod_writes::patch_status(self.pods.clone().into_client(), key, &body).await;
+        let written = self.writes.patch_status(key, &body).await;
         METRICS.api_request("pod_status", &written);
         match written {
             Ok(_) => self.queue.succeeded(key),

@@ -22,7 +22,6 @@ use super::{
 use crate::{
     events::EventType,
     metrics::METRICS,
-    pod_writes,
     resize::Allocation,
     resolve::{self, Resolution},
     status::PodKey,
@@ -600,7 +599,7 @@ impl PodController {
             }),
             ..DeleteParams::default()
         };
-        let deleted = pod_writes::delete(self.inner.pods.clone().into_client(), key, &params).await;
+        let deleted = self.inner.writes.delete(key, &params).await;
         METRICS.api_request("pod_delete", &deleted);
         match deleted {
             Ok(_) => {
