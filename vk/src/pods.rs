@@ -140,18 +140,15 @@ impl PodController {
             .backoff(WatchBackoff::default())
             .reflect(writer);
         let watching = tokio::spawn({
-            let queue = inner.queue.clone();
+            let controller = self.clone();
             async move {
                 let mut events = std::pin::pin!(events);
                 while let Some(event) = events.next().await {
                     match event {
-                        Ok(
-                            watcher::Event::Apply(pod)
-                            | watcher::Event::Delete(pod)
-                            | watcher::Event::InitApply(pod),
-                        ) => {
+                        Ok(watcher::Event::Apply(pod)) => controller.changed(&pod),
+                        Ok(watcher::Event::Delete(pod) | watcher::Event::InitApply(pod)) => {
                             if let Some(key) = pod.key() {
-                                queue.add(key);
+                                controller.inner.queue.add(key);
                             }
                         }
                         Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
@@ -192,6 +189,22 @@ impl PodController {
         futures::future::join_all(workers).await;
         let _ = status_writer.await;
         Ok(())
+    }
+
+    /// Queues a pod that the watch shows changed, unless its status alone changed and that
+    /// needs no sync: a sync of each echo of vk's own status write decoded and resolved the pod
+    /// again for nothing.
+    fn changed(&self, pod: &StoredPod) {
+        let Some(key) = pod.key() else {
+            return;
+        };
+        let inner = &self.inner;
+        // The watch puts each pod in the store before it shows it here.
+        let taken = (inner.store.stored(&key))
+            .is_some_and(|stored| inner.tracked.take_status_change(&key, &stored));
+        if !taken {
+            inner.queue.add(key);
+        }
     }
 
     /// Registers for provider notifications, or polls providers that cannot notify.

@@ -117,6 +117,25 @@ impl TrackedPods {
         deleted.at.contains_key(uid)
     }
 
+    /// Keeps `pod` as the pod last seen if it differs from that in its status alone and the
+    /// change needs no sync (mostly the echo of vk's own status write); whether it did. A
+    /// status is read by a sync only for a pod IP that the environment waits for, or while the
+    /// pod is deleted. (An `activeDeadlineSeconds` counts from the status's start time, but
+    /// that is never before the creation time that the deadline's timer was set from.)
+    pub(super) fn take_status_change(&self, key: &PodKey, pod: &Arc<StoredPod>) -> bool {
+        let taken = self.update(key, |tracked| {
+            let needs_no_sync = !tracked.deleting
+                && !tracked.waits_for_pod_ip
+                && tracked.fingerprint.is_some()
+                && pod.differs_only_in_status(&tracked.last_seen);
+            if needs_no_sync {
+                tracked.last_seen = pod.clone();
+            }
+            needs_no_sync
+        });
+        taken == Some(true)
+    }
+
     /// Changes the record of `key`, if there is one, under the lock: what `change` does is
     /// ordered with every other change of the map.
     pub(super) fn update<R>(

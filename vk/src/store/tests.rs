@@ -1,6 +1,7 @@
 use k8s_openapi::{
     api::core::v1::{Container, Pod, PodSpec, PodStatus},
-    apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta},
+    apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, Time},
+    jiff::Timestamp,
 };
 use kube::runtime::watcher;
 use serde_json::json;
@@ -126,4 +127,36 @@ fn the_store_finds_pods_by_key() {
     assert_eq!(store.state().len(), 2);
     writer.apply_watcher_event(&watcher::Event::Delete(StoredPod::new(pod("web", "u1"))));
     assert!(store.stored(&key("web")).is_none());
+}
+
+#[test]
+fn a_new_status_or_resource_version_alone_is_told_apart_from_any_other_change() {
+    let earlier = StoredPod::new(pod("web", "u1"));
+    let mut written = pod("web", "u1");
+    written.metadata.resource_version = Some("8".into());
+    written.metadata.managed_fields = None;
+    written.status = Some(PodStatus {
+        phase: Some("Succeeded".into()),
+        pod_ip: Some("10.0.0.1".into()),
+        ..PodStatus::default()
+    });
+    assert!(StoredPod::new(written).differs_only_in_status(&earlier));
+
+    let mut labelled = pod("web", "u1");
+    labelled.metadata.labels = Some([("app".to_string(), "db".to_string())].into());
+    let mut deleted = pod("web", "u1");
+    deleted.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+    let mut respecced = pod("web", "u1");
+    respecced.spec.as_mut().unwrap().containers[0].image = Some("nginx".into());
+    for (what, changed) in [
+        ("a label", labelled),
+        ("a deletion timestamp", deleted),
+        ("the spec", respecced),
+        ("the UID", pod("web", "u2")),
+    ] {
+        assert!(
+            !StoredPod::new(changed).differs_only_in_status(&earlier),
+            "{what} changed"
+        );
+    }
 }
