@@ -43,7 +43,9 @@ pub struct MockProvider {
     node_name: String,
     operating_system: String,
     host_ip: String,
-    pods: RwLock<HashMap<PodKey, MockPod>>,
+    /// Boxed: a table sized for 10,000 pods has 16,384 slots, each as large as a key and its
+    /// value, where a `MockPod` is over 200 bytes.
+    pods: RwLock<HashMap<PodKey, Box<MockPod>>>,
     contents: SharedContents,
     next_ip: AtomicU32,
     notifier: RwLock<Option<PodNotifier>>,
@@ -102,7 +104,7 @@ impl MockProvider {
         let ip = pods::pod_ip(self.next_ip.fetch_add(1, Ordering::Relaxed));
         let pod = MockPod::new(resolved, ip, &self.contents);
         // In the table before it is reported: whoever hears of it may exec into it at once.
-        let replaced = self.pods.write().insert(key, pod.clone());
+        let replaced = self.pods.write().insert(key, Box::new(pod.clone()));
         if let Some(replaced) = replaced {
             self.contents.release(replaced.into_contents());
         }
@@ -138,13 +140,13 @@ impl Provider for MockProvider {
         };
         let (started, ip) = (existing.started, existing.pod_ip.clone());
         let replaced = std::mem::replace(
-            existing,
+            &mut **existing,
             MockPod {
                 started,
                 ..MockPod::new(pod, ip, &self.contents)
             },
         );
-        let updated = existing.clone();
+        let updated = MockPod::clone(existing);
         drop(pods);
         self.contents.release(replaced.into_contents());
         self.notify(&updated);
@@ -183,7 +185,7 @@ impl Provider for MockProvider {
             )));
         }
         let back_off = existing.kill(container);
-        let killed = existing.clone();
+        let killed = MockPod::clone(existing);
         drop(pods);
         self.notify(&killed);
         let notifier = self.notifier.read().clone();
@@ -316,12 +318,16 @@ impl Provider for MockProvider {
 
     fn stats_summary(&self) -> Result<Summary> {
         let pods = self.pods.read();
-        Ok(stats::summary(&self.node_name, pods.values()))
+        Ok(stats::summary(
+            &self.node_name,
+            pods.values().map(Box::as_ref),
+        ))
     }
 
     fn pod_stats(&self, namespace: &str, name: &str) -> Result<Option<PodStats>> {
         let pods = self.pods.read();
-        Ok(pods.get(&key(namespace, name)).map(stats::pod_stats))
+        let pod = pods.get(&key(namespace, name)).map(Box::as_ref);
+        Ok(pod.map(stats::pod_stats))
     }
 }
 

@@ -35,8 +35,8 @@ pub struct MockContainer {
     pub restarts: i32,
     /// When the current instance started (or starts, after a back-off); `None`: with the pod.
     pub started_at: Option<Timestamp>,
-    /// The instance before the last kill.
-    pub last_terminated: Option<ContainerStateTerminated>,
+    /// The instance before the last kill; boxed, as most containers never have one.
+    pub last_terminated: Option<Box<ContainerStateTerminated>>,
     /// Killed for good (the restart policy is Never).
     pub exited: bool,
 }
@@ -150,14 +150,14 @@ impl MockPod {
             .chain(&mut self.init_containers)
             .find(|c| c.name == name)?;
         let now = Timestamp::now();
-        container.last_terminated = Some(ContainerStateTerminated {
+        container.last_terminated = Some(Box::new(ContainerStateTerminated {
             exit_code: 137,
             reason: Some("Error".into()),
             started_at: Some(Time(container.started_at.unwrap_or(pod_started))),
             finished_at: Some(Time(now)),
             container_id: Some(container_id(&uid, container)),
             ..ContainerStateTerminated::default()
-        });
+        }));
         if !restarts && !container.sidecar {
             container.exited = true;
             return None;
@@ -248,7 +248,7 @@ impl MockPod {
             let backing_off = c.started_at.is_some_and(|at| at > now);
             let state = match (&c.last_terminated, c.exited, backing_off) {
                 (Some(last), true, _) => ContainerState {
-                    terminated: Some(last.clone()),
+                    terminated: Some(ContainerStateTerminated::clone(last)),
                     ..ContainerState::default()
                 },
                 (_, _, true) => ContainerState {
@@ -286,7 +286,7 @@ impl MockPod {
                 restart_count: c.restarts,
                 state: Some(state),
                 last_state: c.last_terminated.clone().map(|terminated| ContainerState {
-                    terminated: Some(terminated),
+                    terminated: Some(*terminated),
                     ..ContainerState::default()
                 }),
                 // Always present, even empty: it tells the API server that this node resizes.
