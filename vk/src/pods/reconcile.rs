@@ -40,6 +40,9 @@ const UNSEEN_POD_AGE: Duration = Duration::from_secs(60);
 /// How soon a resize that the provider deferred or failed is tried again.
 const RESIZE_RETRY: Duration = Duration::from_secs(5);
 
+/// A pod's status read from the provider; `None` if the provider does not know the pod.
+type StatusRead = Result<Option<PodStatus>, ProviderError>;
+
 /// Why one sync of a pod did not finish; the key is retried with back-off.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SyncError {
@@ -280,7 +283,8 @@ impl PodController {
                 .as_ref()
                 .and_then(|s| s.termination_grace_period_seconds)
                 .unwrap_or(30);
-            self.stop_in_provider(key, tracked, pod, grace).await?;
+            // The status written is the deadline's, whatever the provider's is now.
+            let _status = self.stop_in_provider(key, tracked, pod, grace).await?;
         }
         inner.status.submit(
             key.clone(),
@@ -531,26 +535,30 @@ impl PodController {
             // Never started: nothing to stop.
             return self.delete_from_api(key, &pod).await;
         };
-        if !tracked.deleting {
+        let status = if tracked.deleting {
+            let (namespace, name) = (key.namespace.clone(), key.name.clone());
+            inner
+                .provider
+                .call("get_pod_status", move |p| {
+                    p.get_pod_status(&namespace, &name)
+                })
+                .await?
+        } else {
             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
-            if let Err(error) = self.stop_in_provider(key, tracked, &pod, grace).await {
-                inner.recorder.pod(
-                    &pod,
-                    EventType::Warning,
-                    "ProviderDeleteFailed",
-                    &error.message,
-                    None,
-                );
-                return Err(error.into());
+            match self.stop_in_provider(key, tracked, &pod, grace).await {
+                Ok(status) => status?,
+                Err(error) => {
+                    inner.recorder.pod(
+                        &pod,
+                        EventType::Warning,
+                        "ProviderDeleteFailed",
+                        &error.message,
+                        None,
+                    );
+                    return Err(error.into());
+                }
             }
-        }
-        let (namespace, name) = (key.namespace.clone(), key.name.clone());
-        let status = inner
-            .provider
-            .call("get_pod_status", move |p| {
-                p.get_pod_status(&namespace, &name)
-            })
-            .await?;
+        };
         let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
         if all_terminated(status.as_ref()) || deadline.is_some_and(|d| d <= Timestamp::now()) {
             return self.delete_from_api(key, &pod).await;
@@ -559,28 +567,31 @@ impl PodController {
     }
 
     /// Has the provider stop the pod within `grace` seconds, after its preStop hooks (which take
-    /// their time from that grace). Marked as deleting first: the provider may report the
-    /// stopped pod before the call returns, and that report must not become a status write
-    /// (over a Failed status, or on a pod being deleted). Unmarked if the call fails.
+    /// their time from that grace), and reads the status it has then, in the same trip to the
+    /// provider (see [`Provider::call_then`]): no status if the provider no longer knows the
+    /// pod. Marked as deleting first: the provider may report the stopped pod before the call
+    /// returns, and that report must not become a status write (over a Failed status, or on a
+    /// pod being deleted). Unmarked if the call fails.
     async fn stop_in_provider(
         &self,
         key: &PodKey,
         mut tracked: Tracked,
         pod: &Arc<Pod>,
         grace: i64,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<StatusRead, ProviderError> {
         tracked.deleting = true;
         self.inner.tracked.insert(key, tracked.clone());
         let grace = self.inner.prober.terminate(key, pod, grace).await;
         let doomed = pod.clone();
-        match self
-            .inner
-            .provider
-            .call("delete_pod", move |p| p.delete_pod(&doomed, grace))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind == ErrorKind::NotFound => Ok(()),
+        let (namespace, name) = (key.namespace.clone(), key.name.clone());
+        let stopped = self.inner.provider.call_then(
+            ("delete_pod", "get_pod_status"),
+            move |p| p.delete_pod(&doomed, grace),
+            move |p| p.get_pod_status(&namespace, &name),
+        );
+        match stopped.await {
+            Ok(((), status)) => Ok(status),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(Ok(None)),
             Err(error) => {
                 tracked.deleting = false;
                 self.inner.tracked.insert(key, tracked);
