@@ -40,7 +40,9 @@ const DELETED_MEMORY: Duration = Duration::from_secs(300);
 /// The tracked pods by key.
 #[derive(Debug, Default)]
 pub(super) struct TrackedPods {
-    pods: Mutex<HashMap<PodKey, Tracked>>,
+    /// Boxed: a map sized for 10,000 pods has 16,384 slots, each as large as its key and
+    /// value, where a `Tracked` is over 170 bytes.
+    pods: Mutex<HashMap<PodKey, Box<Tracked>>>,
     /// UIDs of pods vk deleted from the API, while the watch may still show them.
     deleted: Mutex<Deleted>,
 }
@@ -73,7 +75,10 @@ impl Deleted {
 
 impl TrackedPods {
     pub(super) fn get(&self, key: &PodKey) -> Option<Tracked> {
-        self.pods.lock().get(key).cloned()
+        self.pods
+            .lock()
+            .get(key)
+            .map(|tracked| Tracked::clone(tracked))
     }
 
     pub(super) fn keys(&self) -> Vec<PodKey> {
@@ -87,11 +92,11 @@ impl TrackedPods {
         if let Some(previous) = pods.get(key).filter(|p| p.uid == tracked.uid) {
             tracked.reports = previous.reports;
         }
-        pods.insert(key.clone(), tracked);
+        pods.insert(key.clone(), Box::new(tracked));
     }
 
     pub(super) fn remove(&self, key: &PodKey) -> Option<Tracked> {
-        self.pods.lock().remove(key)
+        self.pods.lock().remove(key).map(|tracked| *tracked)
     }
 
     /// Remembers that the pod `uid` was deleted from the API.
@@ -143,7 +148,7 @@ impl TrackedPods {
         key: &PodKey,
         change: impl FnOnce(&mut Tracked) -> R,
     ) -> Option<R> {
-        self.pods.lock().get_mut(key).map(change)
+        self.pods.lock().get_mut(key).map(|tracked| change(tracked))
     }
 }
 
