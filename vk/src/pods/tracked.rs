@@ -124,9 +124,10 @@ impl TrackedPods {
 
     /// Keeps `pod` as the pod last seen if it differs from that in its status alone and the
     /// change needs no sync (mostly the echo of vk's own status write); whether it did. A
-    /// status is read by a sync only for a pod IP that the environment waits for, or while the
-    /// pod is deleted. (An `activeDeadlineSeconds` counts from the status's start time, but
-    /// that is never before the creation time that the deadline's timer was set from.)
+    /// sync reads a status only for a pod IP that the environment waits for, while the pod is
+    /// deleted, or for a pod adopted at start-up and not synced since. (An
+    /// `activeDeadlineSeconds` counts from the status's start time, but that is never before
+    /// the creation time that the deadline's timer was set from.)
     pub(super) fn take_status_change(&self, key: &PodKey, pod: &Arc<StoredPod>) -> bool {
         let taken = self.update(key, |tracked| {
             let needs_no_sync = !tracked.deleting
