@@ -85,39 +85,53 @@ fn app_restarts(pod: &Value) -> Option<i64> {
     pod["status"]["containerStatuses"][0]["restartCount"].as_i64()
 }
 
+/// How often the start of the status test is tried before the test fails.
+const ATTEMPTS: usize = 3;
+
 #[test]
 fn a_pod_that_started_while_its_status_could_not_be_written_runs_after_a_restart() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (cluster, podman, namespace, mut vk) = start("strand-status");
-    apply_slow_starter(cluster, &namespace, &vk, "slow");
-    wait_container(podman, &vk, "wait", "running");
+    for attempt in 1..=ATTEMPTS {
+        let (cluster, podman, namespace, mut vk) = start("strand-status");
+        apply_slow_starter(cluster, &namespace, &vk, "slow");
+        wait_container(podman, &vk, "wait", "running");
 
-    // The app container starts while the API server answers nothing; vk dies before it can
-    // write the pod's Running status.
-    let frozen = cluster.freeze("kube-apiserver");
-    wait_container(podman, &vk, "app", "running");
-    vk.kill();
-    drop(frozen);
-    let before = fixtures::get_pod(cluster, &namespace, "slow");
-    assert!(
-        !fixtures::running(&before),
-        "the API already showed the pod Running: {}",
-        describe_pods(std::slice::from_ref(&before))
-    );
-    let containers = podman.containers(vk.node_name());
+        // The app container starts while the API server answers nothing; vk dies before it
+        // can write the pod's Running status.
+        let frozen = cluster.freeze("kube-apiserver");
+        wait_container(podman, &vk, "app", "running");
+        vk.kill();
+        drop(frozen);
+        let before = fixtures::get_pod(cluster, &namespace, "slow");
+        if fixtures::running(&before) {
+            // vk's write reached the server after all (it was in the frozen server's socket,
+            // and the server took it when it resumed, though vk was gone): the status was not
+            // lost, so this start proves nothing. Tried again with a new node and pod.
+            eprintln!(
+                "attempt {attempt}: the API server took the Running status after all: {}",
+                describe_pods(std::slice::from_ref(&before))
+            );
+            continue;
+        }
+        let containers = podman.containers(vk.node_name());
 
-    vk.restart();
-    let pod = wait_running(cluster, &namespace, "slow");
-    assert!(
-        vk.log().contains("adopted 1 running pods"),
-        "{}",
-        vk.log_tail(20)
-    );
-    assert_eq!(app_restarts(&pod), Some(0));
-    assert_eq!(
-        podman.containers(vk.node_name()),
-        containers,
-        "the same containers, none restarted or made again"
+        vk.restart();
+        let pod = wait_running(cluster, &namespace, "slow");
+        assert!(
+            vk.log().contains("adopted 1 running pods"),
+            "{}",
+            vk.log_tail(20)
+        );
+        assert_eq!(app_restarts(&pod), Some(0));
+        assert_eq!(
+            podman.containers(vk.node_name()),
+            containers,
+            "the same containers, none restarted or made again"
+        );
+        return;
+    }
+    panic!(
+        "in each of {ATTEMPTS} attempts, the API server took the status written before it froze"
     );
 }
 
