@@ -7,7 +7,7 @@
 //! it does not know change nothing it does.
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Volume};
-use serde::Deserialize;
+use serde_ignored::Path;
 use serde_json::Value;
 
 use crate::types::Refusal;
@@ -15,11 +15,22 @@ use crate::types::Refusal;
 /// The reason of a refusal for fields the provider does not know.
 pub const UNKNOWN_POD_FIELD: &str = "UnknownPodField";
 
-/// Reads `received` as this library's `k8s-openapi` understands it, with a refusal naming the
-/// fields of its `spec` lost in reading.
-pub fn understand(received: Value) -> serde_json::Result<(Pod, Option<Refusal>)> {
-    // Read from the value in place and only the spec written back: this runs for every pod.
-    let pod = Pod::deserialize(&received)?;
+/// Reads a pod's JSON as this library's `k8s-openapi` understands it, with a refusal naming
+/// the fields of its `spec` lost in reading.
+pub fn understand(received: &[u8]) -> serde_json::Result<(Pod, Option<Refusal>)> {
+    // One pass that notes what the types skip: this runs for every pod, and a pod of known
+    // fields, the usual one, is read once.
+    let mut skipped_in_spec = false;
+    let mut reader = serde_json::Deserializer::from_slice(received);
+    let pod: Pod = serde_ignored::deserialize(&mut reader, |path| {
+        skipped_in_spec |= is_in_spec(&path);
+    })?;
+    reader.end()?;
+    if !skipped_in_spec {
+        return Ok((pod, None));
+    }
+    // Named as the JSON has them, where a field that is null is no field at all.
+    let received: Value = serde_json::from_slice(received)?;
     let mut lost = Vec::new();
     if let Some(received) = received.get("spec") {
         let understood = serde_json::to_value(&pod.spec)?;
@@ -36,6 +47,22 @@ pub fn understand(received: Value) -> serde_json::Result<(Pod, Option<Refusal>)>
         )
     });
     Ok((pod, refusal))
+}
+
+/// Whether `path` is inside the pod's `spec`.
+fn is_in_spec(path: &Path<'_>) -> bool {
+    match path {
+        Path::Root => false,
+        Path::Map {
+            parent: Path::Root,
+            key,
+        } => key == "spec",
+        Path::Map { parent, .. }
+        | Path::Seq { parent, .. }
+        | Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => is_in_spec(parent),
+    }
 }
 
 /// The kind of `volume`: the name of its source field, as `emptyDir` or `image`, for a

@@ -190,7 +190,7 @@ impl<P: Provider> RawProvider for Exported<P> {
     /// Fields this library cannot read are refused before the provider is asked.
     fn check_pod(&self, pod: RSlice<'_, u8>) -> RawResult<Json> {
         guarded(|| {
-            let refusal = match admission::understand(decode(pod)?)? {
+            let refusal = match admission::understand(pod.as_slice())? {
                 (_, Some(unknown_fields)) => Some(unknown_fields),
                 (pod, None) => self.0.check_pod(&pod)?,
             };

@@ -2,19 +2,20 @@ use serde_json::json;
 
 use super::*;
 
-fn pod(spec: Value) -> Value {
-    json!({
+fn pod(spec: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "p", "namespace": "default", "someFutureMetadata": 1},
         "spec": spec,
         "status": {"someFutureStatus": true},
-    })
+    }))
+    .unwrap()
 }
 
 #[test]
 fn a_pod_of_known_fields_is_understood() {
-    let (pod, refusal) = understand(pod(json!({
+    let (pod, refusal) = understand(&pod(json!({
         "containers": [{"name": "app", "image": "busybox", "resources": {}}],
         "hostUsers": false,
         "volumes": [{"name": "v", "emptyDir": {}}],
@@ -26,7 +27,7 @@ fn a_pod_of_known_fields_is_understood() {
 
 #[test]
 fn an_unknown_spec_field_is_refused_by_its_path() {
-    let (_, refusal) = understand(pod(json!({
+    let (_, refusal) = understand(&pod(json!({
         "containers": [
             {"name": "app", "image": "busybox"},
             {"name": "side", "image": "busybox", "someFutureContainerField": {"a": 1}},
@@ -45,7 +46,7 @@ fn an_unknown_spec_field_is_refused_by_its_path() {
 
 #[test]
 fn nulls_and_unknown_metadata_or_status_are_no_objection() {
-    let (_, refusal) = understand(pod(json!({
+    let (_, refusal) = understand(&pod(json!({
         "containers": [{"name": "app", "image": "busybox", "someFutureField": null}],
         "nodeName": null,
     })))
@@ -55,7 +56,7 @@ fn nulls_and_unknown_metadata_or_status_are_no_objection() {
 
 #[test]
 fn a_pod_that_does_not_decode_is_an_error() {
-    assert!(understand(pod(json!({"containers": "none"}))).is_err());
+    assert!(understand(&pod(json!({"containers": "none"}))).is_err());
 }
 
 #[test]
