@@ -2,7 +2,10 @@
 //!
 //! Calls block, like the provider calls behind them: run them on blocking threads.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::{
+    borrow::Cow,
+    panic::{AssertUnwindSafe, catch_unwind},
+};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -43,6 +46,28 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
         .map_err(|error| ProviderError::invalid_input(format!("cannot encode a request: {error}")))
 }
 
+/// A pod on its way to the provider, which is given its JSON.
+pub trait PodJson {
+    fn pod_json(&self) -> Result<Cow<'_, [u8]>>;
+}
+
+impl PodJson for Pod {
+    fn pod_json(&self) -> Result<Cow<'_, [u8]>> {
+        encode(self).map(Cow::Owned)
+    }
+}
+
+/// A pod's JSON as the API server sent it, given to the provider as it is: not encoded again,
+/// and with every field, those the host's `k8s-openapi` does not know included.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPod<'a>(pub &'a [u8]);
+
+impl PodJson for RawPod<'_> {
+    fn pod_json(&self) -> Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(self.0))
+    }
+}
+
 fn decode<T: DeserializeOwned>(json: Json) -> Result<T> {
     serde_json::from_slice(&json).map_err(|error| {
         ProviderError::other(format!("the provider answered malformed JSON: {error}"))
@@ -80,10 +105,10 @@ impl ProviderClient {
     pub fn update_pod(&self, pod: &ResolvedPod) -> Result<()> {
         answer(self.raw.update_pod(RSlice::from_slice(&encode(pod)?)))
     }
-    pub fn delete_pod(&self, pod: &Pod, grace_period_seconds: i64) -> Result<()> {
+    pub fn delete_pod(&self, pod: &impl PodJson, grace_period_seconds: i64) -> Result<()> {
         answer(
             self.raw
-                .delete_pod(RSlice::from_slice(&encode(pod)?), grace_period_seconds),
+                .delete_pod(RSlice::from_slice(&pod.pod_json()?), grace_period_seconds),
         )
     }
     pub fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
@@ -178,8 +203,8 @@ impl ProviderClient {
 
     /// The provider's refusal of `pod`, if it cannot run it as written. A provider before
     /// ABI 1.3 cannot check and has no objection.
-    pub fn check_pod(&self, pod: &Pod) -> Result<Option<Refusal>> {
-        match answer(self.raw.check_pod(RSlice::from_slice(&encode(pod)?))) {
+    pub fn check_pod(&self, pod: &impl PodJson) -> Result<Option<Refusal>> {
+        match answer(self.raw.check_pod(RSlice::from_slice(&pod.pod_json()?))) {
             Err(error) if error.kind == ErrorKind::Unsupported => Ok(None),
             answered => decode_option(answered?),
         }

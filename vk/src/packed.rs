@@ -35,6 +35,11 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         }
     }
 
+    /// The value's JSON.
+    pub fn json(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub fn unpack(&self) -> T {
         // The JSON was written from a `T` by `new`, or came from the API server as one.
         serde_json::from_slice(&self.bytes).expect("a packed value decodes")

@@ -23,6 +23,7 @@ use k8s_openapi::{
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned, de::Error as _};
 use serde_json::value::RawValue;
+use vk_abi::host::RawPod;
 
 use crate::{packed::Packed, status::PodKey};
 
@@ -90,6 +91,12 @@ impl StoredPod {
     /// The whole pod.
     pub fn pod(&self) -> Pod {
         self.pod.unpack()
+    }
+
+    /// The whole pod as the API server sent it, managed fields left out: what the provider is
+    /// given.
+    pub fn json(&self) -> RawPod<'_> {
+        RawPod(self.pod.json())
     }
 
     /// The pod without its status: what vk lays over a status from the provider reads its

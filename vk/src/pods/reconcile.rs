@@ -243,14 +243,14 @@ impl PodController {
     ) -> Result<Next, SyncError> {
         let pod = Arc::new(stored.pod());
         if pod.metadata.deletion_timestamp.is_some() {
-            return self.terminate(key, pod, tracked).await;
+            return self.terminate(key, pod, &stored, tracked).await;
         }
         if is_terminal(&pod) {
             return Ok(Next::Done);
         }
         let deadline = active_deadline(&pod);
         if deadline.is_some_and(|d| d <= Timestamp::now()) {
-            return self.exceed_deadline(key, &pod, tracked).await;
+            return self.exceed_deadline(key, &pod, &stored, tracked).await;
         }
         let next = self.ensure_running(key, pod, stored, tracked).await?;
         // Back at the deadline, if it comes before the next planned sync.
@@ -267,6 +267,7 @@ impl PodController {
         &self,
         key: &PodKey,
         pod: &Arc<Pod>,
+        stored: &Arc<StoredPod>,
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
@@ -284,7 +285,9 @@ impl PodController {
                 .and_then(|s| s.termination_grace_period_seconds)
                 .unwrap_or(30);
             // The status written is the deadline's, whatever the provider's is now.
-            let _status = self.stop_in_provider(key, tracked, pod, grace).await?;
+            let _status = self
+                .stop_in_provider(key, tracked, pod, stored, grace)
+                .await?;
         }
         inner.status.submit(
             key.clone(),
@@ -303,7 +306,7 @@ impl PodController {
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
-        if tracked.is_none() && self.refused(key, &pod).await? {
+        if tracked.is_none() && self.refused(key, &pod, &stored).await? {
             return Ok(Next::Done);
         }
         let given_before = tracked.is_some();
@@ -421,12 +424,17 @@ impl PodController {
     /// Asks the provider whether it can run a pod it was never given, before anything is
     /// resolved, as the kubelet's admission comes first; a refused pod is rejected (see
     /// [`PodController::report_refusal`]) and, being terminal, never synced again.
-    async fn refused(&self, key: &PodKey, pod: &Arc<Pod>) -> Result<bool, SyncError> {
-        let checked = pod.clone();
+    async fn refused(
+        &self,
+        key: &PodKey,
+        pod: &Arc<Pod>,
+        stored: &Arc<StoredPod>,
+    ) -> Result<bool, SyncError> {
+        let checked = stored.clone();
         let refusal = self
             .inner
             .provider
-            .call("check_pod", move |p| p.check_pod(&checked))
+            .call("check_pod", move |p| p.check_pod(&checked.json()))
             .await?;
         let Some(refusal) = refusal else {
             return Ok(false);
@@ -519,6 +527,7 @@ impl PodController {
         &self,
         key: &PodKey,
         pod: Arc<Pod>,
+        stored: &Arc<StoredPod>,
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
@@ -545,7 +554,10 @@ impl PodController {
                 .await?
         } else {
             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
-            match self.stop_in_provider(key, tracked, &pod, grace).await {
+            match self
+                .stop_in_provider(key, tracked, &pod, stored, grace)
+                .await
+            {
                 Ok(status) => status?,
                 Err(error) => {
                     inner.recorder.pod(
@@ -577,16 +589,17 @@ impl PodController {
         key: &PodKey,
         mut tracked: Tracked,
         pod: &Arc<Pod>,
+        stored: &Arc<StoredPod>,
         grace: i64,
     ) -> Result<StatusRead, ProviderError> {
         tracked.deleting = true;
         self.inner.tracked.insert(key, tracked.clone());
         let grace = self.inner.prober.terminate(key, pod, grace).await;
-        let doomed = pod.clone();
+        let doomed = stored.clone();
         let (namespace, name) = (key.namespace.clone(), key.name.clone());
         let stopped = self.inner.provider.call_then(
             ("delete_pod", "get_pod_status"),
-            move |p| p.delete_pod(&doomed, grace),
+            move |p| p.delete_pod(&doomed.json(), grace),
             move |p| p.get_pod_status(&namespace, &name),
         );
         match stopped.await {
@@ -648,11 +661,11 @@ impl PodController {
     /// The API no longer has the pod (force-deleted, or replaced): the provider drops it too.
     async fn forget(&self, key: &PodKey, tracked: Tracked) -> Result<Next, SyncError> {
         if !tracked.deleting {
-            let pod = tracked.last_seen.pod();
+            let last_seen = tracked.last_seen.clone();
             match self
                 .inner
                 .provider
-                .call("delete_pod", move |p| p.delete_pod(&pod, 0))
+                .call("delete_pod", move |p| p.delete_pod(&last_seen.json(), 0))
                 .await
             {
                 Ok(()) => {}

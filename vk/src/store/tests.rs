@@ -75,6 +75,16 @@ fn a_pod_from_the_watch_is_stored_as_its_json_without_managed_fields() {
         json!({"x": 1}),
         "what vk does not know is kept"
     );
+    // And given to the provider as it came, whose admission names what it does not know.
+    let given: serde_json::Value = serde_json::from_slice(stored.json().0).expect("JSON");
+    assert_eq!(given, kept);
+    let (_, refusal) = vk_abi::admission::understand(stored.json().0).expect("a pod");
+    let refusal = refusal.expect("a refusal");
+    assert!(
+        refusal.message.starts_with("spec.futureField: "),
+        "{}",
+        refusal.message
+    );
     let decoded = stored.pod();
     assert_eq!(decoded.metadata.managed_fields, None);
     assert_eq!(
