@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -30,23 +31,65 @@ type Key = (String, String);
 
 /// A small time-bounded cache of one kind of object (`None`: known not to exist).
 #[derive(Debug)]
-struct Cache<T>(Mutex<HashMap<Key, (Instant, Option<T>)>>);
+struct Cache<T> {
+    entries: Mutex<HashMap<Key, (Instant, Option<T>)>>,
+    /// One per key being fetched: who misses while it is held waits for that fetch.
+    fetches: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+}
 
 impl<T: Clone> Cache<T> {
     fn new() -> Self {
-        Cache(Mutex::new(HashMap::new()))
+        Cache {
+            entries: Mutex::default(),
+            fetches: Mutex::default(),
+        }
     }
+
     fn get(&self, key: &Key) -> Option<Option<T>> {
-        let cache = self.0.lock();
-        cache
+        let entries = self.entries.lock();
+        entries
             .get(key)
             .filter(|(at, _)| at.elapsed() < FRESH_FOR)
             .map(|(_, value)| value.clone())
     }
+
     fn put(&self, key: Key, value: Option<T>) {
-        let mut cache = self.0.lock();
-        cache.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
-        cache.insert(key, (Instant::now(), value));
+        let mut entries = self.entries.lock();
+        entries.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    /// The cached value, or the one `fetch` gets. Misses of one key at once make one fetch:
+    /// in a burst, every sync worker missed when an entry expired, and each asked the API
+    /// server (400 Service lists in a run of 10,000 pods).
+    async fn get_or_fetch<E>(
+        &self,
+        key: Key,
+        fetch: impl Future<Output = Result<Option<T>, E>>,
+    ) -> Result<Option<T>, E> {
+        if let Some(cached) = self.get(&key) {
+            return Ok(cached);
+        }
+        let turn = self.fetches.lock().entry(key.clone()).or_default().clone();
+        let found = {
+            let _turn = turn.lock().await;
+            match self.get(&key) {
+                Some(cached) => Ok(cached),
+                None => {
+                    let found = fetch.await;
+                    if let Ok(found) = &found {
+                        self.put(key.clone(), found.clone());
+                    }
+                    found
+                }
+            }
+        };
+        let mut fetches = self.fetches.lock();
+        // Held by the map and this call only: nobody waits for it.
+        if Arc::strong_count(&turn) == 2 {
+            fetches.remove(&key);
+        }
+        found
     }
 }
 
@@ -88,7 +131,7 @@ pub struct ApiObjects {
     client: Client,
     config_maps: Cache<ConfigMap>,
     secrets: Cache<Secret>,
-    services: Cache<Vec<Service>>,
+    services: Cache<Arc<[Service]>>,
     /// By pod UID, so that a pod's tokens are forgotten without a look at the others'; known
     /// by their digests only (see [`IssuedToken::without_text`]).
     tokens: Mutex<HashMap<String, PodTokens>>,
@@ -125,16 +168,12 @@ impl ApiObjects {
             + std::fmt::Debug,
     {
         let key = (namespace.to_string(), name.to_string());
-        if let Some(cached) = cache.get(&key) {
-            return Ok(cached);
-        }
         let api: Api<T> = Api::namespaced(self.client.clone(), namespace);
-        let found = api
-            .get_opt(name)
-            .await
-            .map_err(|source| ObjectError::api(kind, namespace, name, source))?;
-        cache.put(key, found.clone());
-        Ok(found)
+        let fetch = async {
+            (api.get_opt(name).await)
+                .map_err(|source| ObjectError::api(kind, namespace, name, source))
+        };
+        cache.get_or_fetch(key, fetch).await
     }
 
     /// Forgets tokens of pods that are gone.
@@ -157,18 +196,16 @@ impl Objects for ApiObjects {
         self.fetch("Secret", &self.secrets, namespace, name).await
     }
 
-    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ObjectError> {
+    async fn services(&self, namespace: &str) -> Result<Arc<[Service]>, ObjectError> {
         let key = (namespace.to_string(), String::new());
-        if let Some(Some(cached)) = self.services.get(&key) {
-            return Ok(cached);
-        }
         let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| ObjectError::api("Service", namespace, "*", source))?;
-        self.services.put(key, Some(list.items.clone()));
-        Ok(list.items)
+        let list = async {
+            let list = (api.list(&ListParams::default()).await)
+                .map_err(|source| ObjectError::api("Service", namespace, "*", source))?;
+            Ok(Some(list.items.into()))
+        };
+        let services = self.services.get_or_fetch(key, list).await?;
+        Ok(services.unwrap_or_else(|| Arc::new([])))
     }
 
     async fn service_account_token(

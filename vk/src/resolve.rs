@@ -66,7 +66,7 @@ pub trait Objects: Send + Sync {
     fn services(
         &self,
         namespace: &str,
-    ) -> impl Future<Output = Result<Vec<Service>, ObjectError>> + Send;
+    ) -> impl Future<Output = Result<Arc<[Service]>, ObjectError>> + Send;
 
     /// A token of `service_account` bound to `pod` (a TokenRequest whose `boundObjectRef` names
     /// the pod and its UID), for `audience` (`None`: the API server's) and asking for

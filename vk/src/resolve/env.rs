@@ -2,7 +2,10 @@
 //! service-link variables nobody shadows), and the `$(VAR)` expansion of its command,
 //! arguments and `subPathExpr`s with that environment.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use k8s_openapi::{
     ByteString,
@@ -102,7 +105,7 @@ impl<O: Objects> Resolver<'_, O> {
         let namespace_services = if enable_service_links && self.namespace != MASTER_NAMESPACE {
             list(self.namespace).await?
         } else {
-            Vec::new()
+            Arc::new([])
         };
         let linked = if self.namespace == MASTER_NAMESPACE {
             &master_namespace_services

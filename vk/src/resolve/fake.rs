@@ -1,6 +1,9 @@
 //! An in-memory [`Objects`] and pod fixtures for the tests of resolution.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use k8s_openapi::{
     ByteString,
@@ -169,13 +172,18 @@ impl Objects for FakeObjects {
         self.read("secret", &self.secrets, namespace, name)
     }
 
-    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ObjectError> {
+    async fn services(&self, namespace: &str) -> Result<Arc<[Service]>, ObjectError> {
         if self.services_unavailable {
             return Err(ObjectError::Unavailable(
                 "services have not yet been read".into(),
             ));
         }
-        Ok(self.services.get(namespace).cloned().unwrap_or_default())
+        Ok(self
+            .services
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+            .into())
     }
 
     async fn service_account_token(
