@@ -168,8 +168,9 @@ impl ApiObjects {
             + std::fmt::Debug,
     {
         let key = (namespace.to_string(), name.to_string());
-        let api: Api<T> = Api::namespaced(self.client.clone(), namespace);
+        // Built only on a miss: an async block does nothing until awaited.
         let fetch = async {
+            let api: Api<T> = Api::namespaced(self.client.clone(), namespace);
             (api.get_opt(name).await)
                 .map_err(|source| ObjectError::api(kind, namespace, name, source))
         };
@@ -198,8 +199,8 @@ impl Objects for ApiObjects {
 
     async fn services(&self, namespace: &str) -> Result<Arc<[Service]>, ObjectError> {
         let key = (namespace.to_string(), String::new());
-        let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
         let list = async {
+            let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
             let list = (api.list(&ListParams::default()).await)
                 .map_err(|source| ObjectError::api("Service", namespace, "*", source))?;
             Ok(Some(list.items.into()))
