@@ -1,3 +1,5 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
@@ -34,11 +36,11 @@ fn a_pods_tokens_are_kept_by_what_they_were_asked_for_in_no_more_room_than_they_
 #[tokio::test]
 async fn misses_of_one_key_at_once_make_one_fetch() {
     let cache = Cache::<String>::new();
-    let fetches = std::sync::atomic::AtomicUsize::new(0);
+    let fetches = AtomicUsize::new(0);
     let fetches = &fetches;
     let get = |name: &'static str| {
         cache.get_or_fetch((String::from("default"), name.to_string()), async move {
-            fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            fetches.fetch_add(1, Ordering::Relaxed);
             tokio::task::yield_now().await;
             Ok::<_, ()>(Some(format!("{name} fetched")))
         })
@@ -48,11 +50,11 @@ async fn misses_of_one_key_at_once_make_one_fetch() {
         found.iter().all(|f| f == &Ok(Some("a fetched".into()))),
         "{found:?}"
     );
-    assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(fetches.load(Ordering::Relaxed), 1);
     assert!(cache.fetches.lock().is_empty(), "no fetch is left waiting");
     // Another key is fetched on its own.
     assert_eq!(get("b").await, Ok(Some("b fetched".into())));
-    assert_eq!(fetches.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(fetches.load(Ordering::Relaxed), 2);
 }
 
 #[tokio::test]
