@@ -9,14 +9,12 @@ mod library;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU8, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use abi_stable::library::LibraryError;
+use parking_lot::Mutex;
 use vk_abi::{
     ABI_VERSION, ProviderError, ProviderInit, host::ProviderClient, raw::ProviderModuleRef,
 };
@@ -214,17 +212,26 @@ impl Provider {
         .await
     }
 
-    /// Runs `call`, then `then` if `call` succeeded, in one trip to a blocking thread. Each
-    /// trip wakes two threads, and those wake-ups were a fifth of vk's CPU at 10,000 pods.
-    /// Each call is counted and timed as its own; the call timeout is for the two together.
+    /// Runs `call`, then `then` if `call` succeeded, in one trip to a blocking thread (see
+    /// [`Provider::trip`]); the call timeout is for the two together.
     pub async fn call_then<T: Send + 'static, U: Send + 'static>(
         &self,
         names: (&'static str, &'static str),
         call: impl FnOnce(&ProviderClient) -> Result<T, ProviderError> + Send + 'static,
         then: impl FnOnce(&ProviderClient) -> Result<U, ProviderError> + Send + 'static,
     ) -> Result<(T, Result<U, ProviderError>), ProviderError> {
-        let client = self.client.clone();
-        run_two(names, self.call_timeout, client, |c| call(c), |c| then(c)).await
+        run_two(names, self.call_timeout, self.client.clone(), call, then).await
+    }
+
+    /// Makes the calls of `calls` in one trip to a blocking thread, `first` the name of the
+    /// first. Each trip wakes two threads, and those wake-ups were a fifth of vk's CPU at
+    /// 10,000 pods. Each call is counted and timed as its own; the call timeout is for the trip.
+    pub async fn trip<R: Send + 'static>(
+        &self,
+        first: &'static str,
+        calls: impl FnOnce(&Trip<ProviderClient>) -> Result<R, ProviderError> + Send + 'static,
+    ) -> Result<R, ProviderError> {
+        run_trip(first, self.call_timeout, self.client.clone(), calls).await
     }
 
     /// Runs a streaming `call` (logs, exec, port-forward) on a blocking thread, without a time
@@ -271,51 +278,70 @@ fn record<T>(what: &'static str, started: Instant, result: &Result<T, ProviderEr
         .observe(started.elapsed().as_secs_f64());
 }
 
+/// The calls of one [`Provider::trip`], on the blocking thread.
+#[derive(Debug)]
+pub struct Trip<C> {
+    client: Arc<C>,
+    /// The call under way, or the next one before the trip starts; `None` between calls.
+    unanswered: Arc<Mutex<Option<&'static str>>>,
+}
+
+impl<C> Trip<C> {
+    /// Makes the call `what`, counted and timed.
+    pub fn call<T>(
+        &self,
+        what: &'static str,
+        call: impl FnOnce(&C) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        *self.unanswered.lock() = Some(what);
+        let started = Instant::now();
+        let result = call(&self.client);
+        record(what, started, &result);
+        *self.unanswered.lock() = None;
+        result
+    }
+}
+
 /// [`Provider::call_then`], the calls given `client`.
-async fn run_two<C: Send + 'static, T: Send + 'static, U: Send + 'static>(
+async fn run_two<C: Send + Sync + 'static, T: Send + 'static, U: Send + 'static>(
     (what, then_what): (&'static str, &'static str),
     limit: Duration,
-    client: C,
+    client: Arc<C>,
     call: impl FnOnce(&C) -> Result<T, ProviderError> + Send + 'static,
     then: impl FnOnce(&C) -> Result<U, ProviderError> + Send + 'static,
 ) -> Result<(T, Result<U, ProviderError>), ProviderError> {
-    // Which call runs: 0 the first, 1 the second, 2 none (both returned).
-    let stage = Arc::new(AtomicU8::new(0));
-    let started = Instant::now();
-    let trip = run_blocking(what, limit, {
-        let stage = stage.clone();
-        move || {
-            let result = call(&client);
-            record(what, started, &result);
-            let value = match result {
-                Ok(value) => value,
-                Err(error) => {
-                    stage.store(2, Ordering::Release);
-                    return Err(error);
-                }
-            };
-            stage.store(1, Ordering::Release);
-            let then_started = Instant::now();
-            let then_result = then(&client);
-            record(then_what, then_started, &then_result);
-            stage.store(2, Ordering::Release);
-            Ok((value, then_result))
-        }
+    run_trip(what, limit, client, move |trip| {
+        let value = trip.call(what, call)?;
+        Ok((value, trip.call(then_what, then)))
     })
-    .await;
-    let unanswered = match stage.load(Ordering::Acquire) {
-        0 => what,
-        1 => then_what,
-        _ => return trip,
+    .await
+}
+
+/// [`Provider::trip`], the calls given `client`.
+async fn run_trip<C: Send + Sync + 'static, R: Send + 'static>(
+    first: &'static str,
+    limit: Duration,
+    client: Arc<C>,
+    calls: impl FnOnce(&Trip<C>) -> Result<R, ProviderError> + Send + 'static,
+) -> Result<R, ProviderError> {
+    let unanswered = Arc::new(Mutex::new(Some(first)));
+    let trip = Trip {
+        client,
+        unanswered: unanswered.clone(),
+    };
+    let started = Instant::now();
+    let result = run_blocking(first, limit, move || calls(&trip)).await;
+    let Some(unanswered) = *unanswered.lock() else {
+        return result;
     };
     // The call that did not return (it hung, or vk's side of the trip panicked) is counted
     // here, and named.
-    let trip = trip.map_err(|error| match error.kind {
+    let result = result.map_err(|error| match error.kind {
         vk_abi::ErrorKind::Unavailable => no_answer(unanswered, limit),
         _ => error,
     });
-    record(unanswered, started, &trip);
-    trip
+    record(unanswered, started, &result);
+    result
 }
 
 async fn run_blocking<T: Send + 'static>(

@@ -50,9 +50,16 @@ fn failed(message: &str) -> Result<(), ProviderError> {
 #[tokio::test]
 async fn two_calls_in_one_trip_give_both_results_and_the_second_runs_only_after_the_first() {
     let limit = Duration::from_secs(5);
-    let both = run_two(NAMES, limit, 7, |n| Ok(*n), |n| Ok(n * 2)).await;
+    let both = run_two(NAMES, limit, Arc::new(7), |n| Ok(*n), |n| Ok(n * 2)).await;
     assert_eq!(both.unwrap(), (7, Ok(14)));
-    let second_failed = run_two(NAMES, limit, (), |_| Ok(1), |_| failed("no status")).await;
+    let second_failed = run_two(
+        NAMES,
+        limit,
+        Arc::new(()),
+        |_| Ok(1),
+        |_| failed("no status"),
+    )
+    .await;
     let (first, second) = second_failed.unwrap();
     assert_eq!(
         (first, second.unwrap_err().message.as_str()),
@@ -61,7 +68,7 @@ async fn two_calls_in_one_trip_give_both_results_and_the_second_runs_only_after_
     let first_failed = run_two(
         NAMES,
         limit,
-        (),
+        Arc::new(()),
         |_| failed("no delete"),
         |_| -> Result<(), ProviderError> { panic!("the second call ran after the first failed") },
     )
@@ -76,12 +83,12 @@ async fn the_call_that_hangs_in_a_trip_of_two_is_named() {
         std::thread::sleep(Duration::from_millis(300));
         Ok(())
     };
-    let first = run_two(NAMES, limit, (), hang, |_| Ok(())).await;
+    let first = run_two(NAMES, limit, Arc::new(()), hang, |_| Ok(())).await;
     assert_eq!(
         first.unwrap_err().message,
         "provider call first did not answer within 0.05s"
     );
-    let then = run_two(NAMES, limit, (), |_| Ok(()), hang).await;
+    let then = run_two(NAMES, limit, Arc::new(()), |_| Ok(()), hang).await;
     assert_eq!(
         then.unwrap_err().message,
         "provider call then did not answer within 0.05s"
