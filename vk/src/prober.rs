@@ -171,22 +171,23 @@ impl Prober {
 
     /// The pod is being deleted: its liveness and startup probes stop; then its preStop hooks
     /// run, in parallel within `grace` seconds. The grace left for stopping its containers.
-    pub async fn terminate(&self, key: &PodKey, pod: &Pod, grace: i64) -> i64 {
-        let targets: Vec<_> = {
+    pub async fn terminate(&self, key: &PodKey, grace: i64) -> i64 {
+        let (pod, targets): (_, Vec<_>) = {
             let mut pods = self.shared.pods.lock();
             let Some(followed) = pods.get_mut(key) else {
                 return grace;
             };
             followed.terminating = true;
             let pod_ip = pod_ip(followed.reported.as_ref());
-            followed
+            let targets = followed
                 .containers
                 .values()
                 .filter(|c| c.instance.is_some())
                 .map(|c| (self.target(key, c, pod_ip), Some(c.field_path.clone())))
-                .collect()
+                .collect();
+            (followed.pod.clone(), targets)
         };
-        lifecycle::pre_stop_all(&targets, pod, grace, &self.shared.recorder).await
+        lifecycle::pre_stop_all(&targets, &pod, grace, &self.shared.recorder).await
     }
 
     /// Stops following the pod: its workers end.

@@ -19,6 +19,7 @@ use k8s_openapi::{
     NamespaceResourceScope,
     api::core::v1::{Pod, PodSpec, PodStatus},
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    jiff::Timestamp,
 };
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned, de::Error as _};
@@ -30,7 +31,8 @@ use crate::{packed::Packed, status::PodKey};
 /// A watched pod as the store keeps it: its identity decoded, the rest as JSON.
 #[derive(Debug, Clone)]
 pub struct StoredPod {
-    /// Name, namespace, UID and resource version only: what the store's keys are made of.
+    /// Name, namespace, UID and resource version, what the store's keys are made of, and the
+    /// deletion timestamp and grace period, which a sync of a pod being deleted reads alone.
     metadata: ObjectMeta,
     phase: Option<String>,
     /// A digest of everything but the status and the resource version: equal digests tell a
@@ -61,6 +63,8 @@ impl StoredPod {
             namespace: field(&metadata, "namespace")?,
             uid: field(&metadata, "uid")?,
             resource_version: field(&metadata, "resourceVersion")?,
+            deletion_timestamp: field(&metadata, "deletionTimestamp")?,
+            deletion_grace_period_seconds: field(&metadata, "deletionGracePeriodSeconds")?,
             ..ObjectMeta::default()
         };
         if metadata.remove("managedFields").is_some() {
@@ -134,6 +138,15 @@ impl StoredPod {
 
     pub fn uid(&self) -> Option<&str> {
         self.metadata.uid.as_deref()
+    }
+
+    /// When the pod's grace period ends, once it is being deleted.
+    pub fn deletion_timestamp(&self) -> Option<Timestamp> {
+        self.metadata.deletion_timestamp.as_ref().map(|time| time.0)
+    }
+
+    pub fn deletion_grace_period_seconds(&self) -> Option<i64> {
+        self.metadata.deletion_grace_period_seconds
     }
 
     pub fn phase(&self) -> Option<&str> {

@@ -241,10 +241,10 @@ impl PodController {
         stored: Arc<StoredPod>,
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
-        let pod = Arc::new(stored.pod());
-        if pod.metadata.deletion_timestamp.is_some() {
-            return self.terminate(key, pod, &stored, tracked).await;
+        if stored.deletion_timestamp().is_some() {
+            return self.terminate(key, &stored, tracked).await;
         }
+        let pod = Arc::new(stored.pod());
         if is_terminal(&pod) {
             return Ok(Next::Done);
         }
@@ -285,9 +285,7 @@ impl PodController {
                 .and_then(|s| s.termination_grace_period_seconds)
                 .unwrap_or(30);
             // The status written is the deadline's, whatever the provider's is now.
-            let _status = self
-                .stop_in_provider(key, tracked, pod, stored, grace)
-                .await?;
+            let _status = self.stop_in_provider(key, tracked, stored, grace).await?;
         }
         inner.status.submit(
             key.clone(),
@@ -306,19 +304,18 @@ impl PodController {
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
-        if tracked.is_none() && self.refused(key, &pod, &stored).await? {
-            return Ok(Next::Done);
-        }
         let given_before = tracked.is_some();
-        let Some(mut resolution) = self.resolve(key, &pod, given_before).await? else {
-            return Ok(Next::After(UNSEEN_POD_RETRY));
+        let resolved = self.resolve(key, &pod, &stored, given_before).await?;
+        let mut resolution = match resolved {
+            Ok(resolution) => resolution,
+            Err(next) => return Ok(next),
         };
         let mut current = Tracked {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             fingerprint: Some(fingerprint(&resolution.pod)),
             deleting: false,
             waits_for_pod_ip: resolution.waits_for_pod_ip,
-            last_seen: stored,
+            last_seen: stored.clone(),
             reports: 0,
             // A pod created now is reported by the provider as it starts.
             status_round: tracked
@@ -343,21 +340,17 @@ impl PodController {
         if resolution.lacks_a_token() {
             // Cached tokens are known by their digests: the provider gets new ones.
             inner.objects.forget_pod(&current.uid);
-            let Some(fresh) = self.resolve(key, &pod, given_before).await? else {
-                return Ok(Next::After(UNSEEN_POD_RETRY));
+            let resolved = self.resolve(key, &pod, &stored, given_before).await?;
+            resolution = match resolved {
+                Ok(resolution) => resolution,
+                Err(next) => return Ok(next),
             };
-            resolution = fresh;
             current.fingerprint = Some(fingerprint(&resolution.pod));
         }
         let next = next_sync(&resolution);
         // An update hands the provider the whole pod, resources included.
         current.allocation = Allocation::of(&pod);
-        for event in &resolution.events {
-            let field_path = event.field_path.clone();
-            inner
-                .recorder
-                .pod(&pod, event.type_, event.reason, &event.message, field_path);
-        }
+        let events = std::mem::take(&mut resolution.events);
         // Tracked before the call: a provider may report the pod's status before it returns.
         self.inner.tracked.insert(key, current);
         let resolved = resolution.provider_pod();
@@ -366,21 +359,38 @@ impl PodController {
                 .provider
                 .call("update_pod", move |p| p.update_pod(&resolved))
                 .await
+                .map(|()| None)
         } else {
+            // The provider's admission first, as the kubelet's, in the same trip as the create.
             inner
                 .provider
-                .call("create_pod", move |p| p.create_pod(&resolved))
+                .trip("check_pod", move |trip| {
+                    let refusal = trip.call("check_pod", |p| p.check_pod(&stored.json()))?;
+                    if refusal.is_none() {
+                        trip.call("create_pod", |p| p.create_pod(&resolved))?;
+                    }
+                    Ok(refusal)
+                })
                 .await
         };
-        let failure = if update {
-            "ProviderUpdateFailed"
-        } else {
-            "ProviderCreateFailed"
-        };
+        if let Ok(Some(refusal)) = result {
+            self.untrack(key);
+            self.report_refusal(key, &pod, refusal);
+            return Ok(Next::Done);
+        }
+        for event in events {
+            inner.recorder.pod(
+                &pod,
+                event.type_,
+                event.reason,
+                &event.message,
+                event.field_path,
+            );
+        }
         // Success makes no event: the kubelet records none, and the provider records what
         // the backend did (Pulled, Started); one request per pod fewer.
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 log::debug!(pod:% = key; "{key}: {} by the provider", if update { "updated" } else { "created" });
                 Ok(next)
             }
@@ -389,31 +399,43 @@ impl PodController {
                     Some(previous) => self.inner.tracked.insert(key, previous),
                     None => self.untrack(key),
                 }
+                let failure = if update {
+                    "ProviderUpdateFailed"
+                } else {
+                    "ProviderCreateFailed"
+                };
                 self.report_provider_error(key, &pod, failure, &error);
                 Err(error.into())
             }
         }
     }
 
-    /// Resolves the pod; `None` while the API server may not have seen it yet. A failure is
-    /// reported on the pod only if the provider was not `given_before` the pod.
+    /// Resolves the pod; `Ok(Err(next))` where it has no resolution but is not failed either:
+    /// asked again soon while the API server may not have seen the pod yet, or done with if
+    /// the provider refused it. A failure is reported on the pod only if the provider was not
+    /// `given_before` the pod, and then only if the provider's admission, which comes first
+    /// for the kubelet, does not refuse the pod.
     async fn resolve(
         &self,
         key: &PodKey,
-        pod: &Pod,
+        pod: &Arc<Pod>,
+        stored: &Arc<StoredPod>,
         given_before: bool,
-    ) -> Result<Option<Resolution>, SyncError> {
+    ) -> Result<Result<Resolution, Next>, SyncError> {
         let inner = &self.inner;
         match resolve::resolve(pod, &inner.settings.node, &inner.objects).await {
-            Ok(resolution) => Ok(Some(resolution)),
+            Ok(resolution) => Ok(Ok(resolution)),
             // Asked again soon and quietly, rather than with growing back-off and an event
             // and a status write each time: the API server will see the pod in a moment.
             Err(error) if error.may_be_unseen_pod() && is_young(pod) => {
                 log::debug!(pod:% = key; "{key}: {}; asking again", error_chain(&error));
-                Ok(None)
+                Ok(Err(Next::After(UNSEEN_POD_RETRY)))
             }
             Err(error) => {
                 if !given_before {
+                    if self.refused(key, pod, stored).await? {
+                        return Ok(Err(Next::Done));
+                    }
                     self.report_config_error(key, pod, &error);
                 }
                 Err(error.into())
@@ -421,9 +443,9 @@ impl PodController {
         }
     }
 
-    /// Asks the provider whether it can run a pod it was never given, before anything is
-    /// resolved, as the kubelet's admission comes first; a refused pod is rejected (see
-    /// [`PodController::report_refusal`]) and, being terminal, never synced again.
+    /// Asks the provider whether it can run a pod it was never given; a refused pod is
+    /// rejected (see [`PodController::report_refusal`]) and, being terminal, never synced
+    /// again.
     async fn refused(
         &self,
         key: &PodKey,
@@ -522,27 +544,25 @@ impl PodController {
     }
 
     /// A pod with a deletion timestamp: the provider stops it, then the API object goes, once
-    /// every container has terminated or the grace period is over.
+    /// every container has terminated or the grace period is over. The pod is decoded only
+    /// for what needs more than its metadata (a preStop hook, an event).
     async fn terminate(
         &self,
         key: &PodKey,
-        pod: Arc<Pod>,
         stored: &Arc<StoredPod>,
         tracked: Option<Tracked>,
     ) -> Result<Next, SyncError> {
         let inner = &self.inner;
         let Some(tracked) = tracked else {
             // Deleted already: the watch has yet to show it gone.
-            if pod
-                .metadata
-                .uid
-                .as_deref()
+            if stored
+                .uid()
                 .is_some_and(|uid| inner.tracked.was_deleted(uid))
             {
                 return Ok(Next::Done);
             }
             // Never started: nothing to stop.
-            return self.delete_from_api(key, &pod).await;
+            return self.delete_from_api(key, stored.uid()).await;
         };
         let status = if tracked.deleting {
             let (namespace, name) = (key.namespace.clone(), key.name.clone());
@@ -553,15 +573,12 @@ impl PodController {
                 })
                 .await?
         } else {
-            let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
-            match self
-                .stop_in_provider(key, tracked, &pod, stored, grace)
-                .await
-            {
+            let grace = stored.deletion_grace_period_seconds().unwrap_or(30);
+            match self.stop_in_provider(key, tracked, stored, grace).await {
                 Ok(status) => status?,
                 Err(error) => {
                     inner.recorder.pod(
-                        &pod,
+                        &stored.pod(),
                         EventType::Warning,
                         "ProviderDeleteFailed",
                         &error.message,
@@ -571,9 +588,9 @@ impl PodController {
                 }
             }
         };
-        let deadline = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0);
+        let deadline = stored.deletion_timestamp();
         if all_terminated(status.as_ref()) || deadline.is_some_and(|d| d <= Timestamp::now()) {
-            return self.delete_from_api(key, &pod).await;
+            return self.delete_from_api(key, stored.uid()).await;
         }
         Ok(Next::After(TERMINATION_CHECK))
     }
@@ -588,13 +605,12 @@ impl PodController {
         &self,
         key: &PodKey,
         mut tracked: Tracked,
-        pod: &Arc<Pod>,
         stored: &Arc<StoredPod>,
         grace: i64,
     ) -> Result<StatusRead, ProviderError> {
         tracked.deleting = true;
         self.inner.tracked.insert(key, tracked.clone());
-        let grace = self.inner.prober.terminate(key, pod, grace).await;
+        let grace = self.inner.prober.terminate(key, grace).await;
         let doomed = stored.clone();
         let (namespace, name) = (key.namespace.clone(), key.name.clone());
         let stopped = self.inner.provider.call_then(
@@ -613,12 +629,12 @@ impl PodController {
         }
     }
 
-    /// Removes the pod from the API with grace 0, only if it is still the same pod.
-    async fn delete_from_api(&self, key: &PodKey, pod: &Pod) -> Result<Next, SyncError> {
+    /// Removes the pod from the API with grace 0, only if it is still the same pod (`uid`).
+    async fn delete_from_api(&self, key: &PodKey, uid: Option<&str>) -> Result<Next, SyncError> {
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
-                uid: pod.metadata.uid.clone(),
+                uid: uid.map(str::to_string),
                 resource_version: None,
             }),
             ..DeleteParams::default()
@@ -627,14 +643,14 @@ impl PodController {
         METRICS.api_request("pod_delete", &deleted);
         match deleted {
             Ok(_) => {
-                if let Some(uid) = &pod.metadata.uid {
+                if let Some(uid) = uid {
                     self.inner.tracked.deleted(uid);
                 }
             }
             // NodeRestriction answers 404 for a pod that its informer has not seen yet (under
             // load it lags the watch): while the watch still shows the pod, ask again.
             Err(kube::Error::Api(response))
-                if response.code == 404 && self.still_watched(key, pod) =>
+                if response.code == 404 && self.still_watched(key, uid) =>
             {
                 log::debug!(
                     pod:% = key;
@@ -650,12 +666,12 @@ impl PodController {
         Ok(Next::Done)
     }
 
-    /// Whether the watch still shows `pod` (the same UID) under `key`.
-    fn still_watched(&self, key: &PodKey, pod: &Pod) -> bool {
+    /// Whether the watch still shows the pod `uid` under `key`.
+    fn still_watched(&self, key: &PodKey, uid: Option<&str>) -> bool {
         self.inner
             .store
             .stored(key)
-            .is_some_and(|watched| watched.uid() == pod.metadata.uid.as_deref())
+            .is_some_and(|watched| watched.uid() == uid)
     }
 
     /// The API no longer has the pod (force-deleted, or replaced): the provider drops it too.
