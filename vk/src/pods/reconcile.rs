@@ -66,15 +66,26 @@ pub(super) enum Next {
 fn fingerprint(resolved: &vk_abi::ResolvedPod) -> u64 {
     let pod = &resolved.pod;
     let mut hasher = DefaultHasher::new();
-    serde_json::to_string(&pod.spec)
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    // Their JSON is hashed as it is written, not gathered in a string first.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), &pod.spec);
     pod.metadata.labels.hash(&mut hasher);
     pod.metadata.annotations.hash(&mut hasher);
-    serde_json::to_string(&resolved.volumes)
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), &resolved.volumes);
     hasher.finish()
+}
+
+/// Feeds what is written to a hasher.
+struct HashWriter<'a>(&'a mut DefaultHasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// When to sync a resolved pod again: when its first token is due for renewal.
