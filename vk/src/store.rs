@@ -41,8 +41,9 @@ pub struct StoredPod {
     pod: Packed<Pod>,
 }
 
-/// A JSON object's fields, each kept as its JSON text.
-type RawFields = BTreeMap<String, Box<RawValue>>;
+/// A JSON object's fields, each as its JSON text within the object's (a watched pod is read
+/// from the watch's buffer, not copied field by field).
+type RawFields<'a> = BTreeMap<&'a str, &'a RawValue>;
 
 impl StoredPod {
     /// A pod stored as it would come from the watch.
@@ -53,8 +54,8 @@ impl StoredPod {
     }
 
     /// A pod's fields as the API server sent them, managed fields left out.
-    fn from_fields(mut fields: RawFields) -> serde_json::Result<Self> {
-        let mut metadata: RawFields = match fields.get("metadata") {
+    fn from_fields(fields: &RawFields<'_>) -> serde_json::Result<Self> {
+        let mut metadata: RawFields<'_> = match fields.get("metadata") {
             Some(raw) => serde_json::from_str(raw.get())?,
             None => RawFields::new(),
         };
@@ -67,14 +68,14 @@ impl StoredPod {
             deletion_grace_period_seconds: field(&metadata, "deletionGracePeriodSeconds")?,
             ..ObjectMeta::default()
         };
-        if metadata.remove("managedFields").is_some() {
-            let json = serde_json::to_string(&metadata)?;
-            fields.insert("metadata".into(), RawValue::from_string(json)?);
-        }
         let mut hasher = DefaultHasher::new();
+        let without_managed_fields = match metadata.remove("managedFields") {
+            Some(_) => Some(RawValue::from_string(serde_json::to_string(&metadata)?)?),
+            None => None,
+        };
         for (name, value) in metadata
             .iter()
-            .filter(|(name, _)| *name != "resourceVersion")
+            .filter(|(name, _)| **name != "resourceVersion")
         {
             (name, value.get()).hash(&mut hasher);
         }
@@ -83,12 +84,16 @@ impl StoredPod {
         struct Phase {
             phase: Option<String>,
         }
-        let status: Option<Phase> = field(&fields, "status")?;
+        let status: Option<Phase> = field(fields, "status")?;
+        let mut kept = fields.clone();
+        if let Some(metadata) = &without_managed_fields {
+            kept.insert("metadata", metadata);
+        }
         Ok(StoredPod {
             metadata: identity,
             phase: status.and_then(|status| status.phase),
             digest_without_status: hasher.finish(),
-            pod: Packed::from_json(serde_json::to_vec(&fields)?),
+            pod: Packed::from_json(serde_json::to_vec(&kept)?),
         })
     }
 
@@ -162,7 +167,7 @@ impl StoredPod {
 }
 
 /// The field `name` of `fields`, decoded; `None` where it is missing or null.
-fn field<T: DeserializeOwned>(fields: &RawFields, name: &str) -> serde_json::Result<Option<T>> {
+fn field<T: DeserializeOwned>(fields: &RawFields<'_>, name: &str) -> serde_json::Result<Option<T>> {
     match fields.get(name) {
         Some(raw) => serde_json::from_str(raw.get()),
         None => Ok(None),
@@ -172,7 +177,7 @@ fn field<T: DeserializeOwned>(fields: &RawFields, name: &str) -> serde_json::Res
 impl<'de> Deserialize<'de> for StoredPod {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let fields = RawFields::deserialize(deserializer)?;
-        StoredPod::from_fields(fields).map_err(D::Error::custom)
+        StoredPod::from_fields(&fields).map_err(D::Error::custom)
     }
 }
 
