@@ -11,8 +11,11 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{ROption, RResult, RSlice, RStr, RVec},
 };
-use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
-use serde::{Serialize, de::DeserializeOwned};
+use k8s_openapi::{
+    api::core::v1::{Node, Pod, PodStatus},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     error::{ErrorKind, ProviderError, Result},
@@ -126,8 +129,9 @@ impl ProviderClient {
     pub fn list_pods(&self) -> Result<Vec<Pod>> {
         decode(answer(self.raw.list_pods())?)
     }
-    /// Registers `on_change`; answers false when the provider must be polled instead.
-    /// Registers `on_change` for pod status changes and `on_event` for the provider's events.
+    /// Registers `on_change` for pod status changes and `on_event` for the provider's events;
+    /// answers false when the provider must be polled instead. `on_change` is given the pod's
+    /// metadata and status: its spec, which the provider has from the host, is not read.
     pub fn notify_pods(
         &self,
         on_change: impl Fn(Pod) + Send + Sync + 'static,
@@ -342,7 +346,19 @@ struct PodCallbacks<C, E> {
 
 impl<C: Fn(Pod) + Send + Sync, E: Fn(PodEvent) + Send + Sync> PodNotifier for PodCallbacks<C, E> {
     fn pod_changed(&self, pod: RSlice<'_, u8>) {
-        if let Ok(pod) = serde_json::from_slice(pod.as_slice()) {
+        /// A pod without its spec: the spec's fields are skipped, not built.
+        #[derive(Deserialize)]
+        struct Reported {
+            #[serde(default)]
+            metadata: ObjectMeta,
+            status: Option<PodStatus>,
+        }
+        if let Ok(Reported { metadata, status }) = serde_json::from_slice(pod.as_slice()) {
+            let pod = Pod {
+                metadata,
+                spec: None,
+                status,
+            };
             catch((), || (self.on_change)(pod));
         }
     }
