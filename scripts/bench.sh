@@ -5,7 +5,7 @@
 # Usage: scripts/bench.sh [--provider mock|hyper] [--pods N] [--mode direct|deployment|both]
 #                         [--automount on|off|both] [--keep] [--port-base P] [--qps Q] [--burst B]
 #                         [--workers W] [--vk-defaults] [--profile bench|default] [--rate R]
-#                         [--probe] [--hold S] [--heaptrack] [--perf]
+#                         [--probe] [--hold S] [--heaptrack] [--perf] [--no-build]
 #   --provider P    mock (default): pods are Running at once, vk's own cost is measured; hyper:
 #                   pods are real containers on the Podman service of `scripts/podman.sh up`
 #                   (started if needed, left running), image localhost/vk-busybox:latest with
@@ -35,6 +35,8 @@
 #                   target/bench/<timestamp>/vk-<run>.heaptrack.zst (read it with heaptrack_print);
 #                   heaptrack's own bookkeeping inflates vk's RSS and CPU, so those figures of
 #                   such a run are not comparable with a plain one
+#   --no-build      run the release binaries already in target/release instead of building
+#                   them from the work tree (to compare runtime settings on one build)
 #   --perf          sample vk's CPU with `perf record` (cpu-clock, 199 Hz, DWARF call graphs) while
 #                   it runs: the profile is written to target/bench/<timestamp>/vk-<run>.perf.data
 #                   (read it with `perf report -i FILE --no-children`); the sampling costs vk a
@@ -59,7 +61,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 provider=mock pods=1000 mode=both automount=both keep=false port_base=26443 qps=2000 burst=4000 workers=50
-probe=false hold=0 vk_defaults=false profile=bench rate= heaptrack=false perf=false
+probe=false hold=0 vk_defaults=false profile=bench rate= heaptrack=false perf=false build=true
 cluster=vk-bench
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -79,6 +81,7 @@ while (($#)); do
     --probe) probe=true; shift ;;
     --heaptrack) heaptrack=true; shift ;;
     --perf) perf=true; shift ;;
+    --no-build) build=false; shift ;;
     --vk-defaults) vk_defaults=true; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see: $0 --help)" ;;
@@ -180,8 +183,15 @@ if $perf; then
 fi
 
 # ---------------------------------------------------------------- build
-log "building vk, $libs and vk-bench (release)"
-cargo build --release --quiet "${packages[@]}"
+if $build; then
+  log "building vk, $libs and vk-bench (release)"
+  cargo build --release --quiet "${packages[@]}"
+else
+  for binary in target/release/vk target/release/vk-bench "target/release/libvk_$provider.so"; do
+    [[ -x $binary ]] || die "--no-build: $binary is missing; run once without --no-build"
+  done
+  log "not building: running target/release as it is, which may be older than the work tree"
+fi
 bench=target/release/vk-bench
 scripts/cluster/build.sh >/dev/null
 
