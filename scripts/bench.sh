@@ -37,10 +37,10 @@
 #                   such a run are not comparable with a plain one
 #   --no-build      run the release binaries already in target/release instead of building
 #                   them from the work tree (to compare runtime settings on one build)
-#   --perf          sample vk's CPU with `perf record` (cpu-clock, 199 Hz, DWARF call graphs) while
-#                   it runs: the profile is written to target/bench/<timestamp>/vk-<run>.perf.data
-#                   (read it with `perf report -i FILE --no-children`); the sampling costs vk a
-#                   few percent of CPU
+#   --perf          sample vk's CPU with `perf record` (cpu-clock, 199 Hz, DWARF call graphs from
+#                   32 KiB of stack, as deep as decoding a pod goes) while it runs: the profile is
+#                   written to target/bench/<timestamp>/vk-<run>.perf.data (read it with
+#                   `perf report -i FILE --no-children`); the sampling costs vk a few percent of CPU
 #
 # What it does: builds vk, libvk_mock.so (and libvk_hyper.so for hyper) and the bench client
 # (scripts/bench, `vk-bench`) in release mode; starts a control plane with
@@ -261,7 +261,7 @@ start_vk() { # start_vk NODE PORT LOG
   "$kubectl" wait --for=condition=Ready "node/$node" --timeout=60s >/dev/null \
     || { tail -20 "$vk_log" >&2; die "node $node not Ready"; }
   if $perf; then
-    perf record --quiet -e cpu-clock -F 199 --call-graph dwarf,8192 -p "$vk_pid" \
+    perf record --quiet -e cpu-clock -F 199 --call-graph dwarf,32768 -p "$vk_pid" \
       -o "${vk_log%.log}.perf.data" >/dev/null 2>&1 &
     perf_pid=$!
   fi
