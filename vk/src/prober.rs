@@ -129,11 +129,23 @@ impl Prober {
         (Prober { shared }, changes)
     }
 
-    /// Takes the provider's `status` of `pod` into account and lays the probe results and
-    /// messages over it. New containers get their workers and postStart hooks.
-    pub fn observe(&self, key: &PodKey, pod: &Arc<Pod>, status: &mut PodStatus) {
-        limit_messages(pod, status);
-        if !self.follows(pod) {
+    /// Takes the provider's `status` of the pod into account and lays the probe results and
+    /// messages over it. New containers get their workers and postStart hooks. `follows`
+    /// is what [`Prober::follows`] said of the pod; `pod` gives the pod without its status,
+    /// decoded only when it is read: for a pod the prober follows, or a message to cut.
+    pub fn observe(
+        &self,
+        key: &PodKey,
+        follows: bool,
+        pod: impl FnOnce() -> Pod,
+        status: &mut PodStatus,
+    ) {
+        if !follows && !termination::has_messages(status) {
+            return;
+        }
+        let pod = Arc::new(pod());
+        limit_messages(&pod, status);
+        if !follows {
             return;
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -154,9 +166,9 @@ impl Prober {
             started
         };
         for name in started {
-            self.post_start(key, pod, &name);
+            self.post_start(key, &pod, &name);
         }
-        self.complete_messages(key, pod, status);
+        self.complete_messages(key, &pod, status);
     }
 
     /// The provider's last status of a followed pod with the results laid over it, to be
@@ -196,7 +208,7 @@ impl Prober {
     }
 
     /// Whether the pod needs the prober: a probe, a hook, or a message to take from the logs.
-    fn follows(&self, pod: &Pod) -> bool {
+    pub fn follows(&self, pod: &Pod) -> bool {
         containers(pod).any(|(container, _)| {
             container.lifecycle.is_some()
                 || termination::falls_back_to_logs(container)

@@ -192,8 +192,8 @@ impl Allocation {
     /// Writes into `status` (the provider's) what the kubelet adds about resources:
     /// allocated requests per container, the resize conditions, and the generation of `pod`,
     /// the pod vk last acted on.
-    pub fn decorate(&self, status: &mut PodStatus, pod: &Pod) {
-        status.observed_generation = pod.metadata.generation;
+    pub fn decorate(&self, status: &mut PodStatus, generation: Option<i64>) {
+        status.observed_generation = generation;
         let mut applying = false;
         let statuses = status
             .container_statuses
@@ -234,7 +234,7 @@ impl Allocation {
         }
         for condition in conditions.iter_mut() {
             if condition.type_ != PENDING && condition.type_ != IN_PROGRESS {
-                condition.observed_generation = pod.metadata.generation;
+                condition.observed_generation = generation;
             }
         }
     }

@@ -31,8 +31,9 @@ use crate::{packed::Packed, status::PodKey};
 /// A watched pod as the store keeps it: its identity decoded, the rest as JSON.
 #[derive(Debug, Clone)]
 pub struct StoredPod {
-    /// Name, namespace, UID and resource version, what the store's keys are made of, and the
-    /// deletion timestamp and grace period, which a sync of a pod being deleted reads alone.
+    /// Name, namespace, UID and resource version, what the store's keys are made of; the
+    /// deletion timestamp and grace period, which a sync of a pod being deleted reads alone;
+    /// and the generation, which a status reports.
     metadata: ObjectMeta,
     phase: Option<String>,
     /// A digest of everything but the status and the resource version: equal digests tell a
@@ -66,6 +67,7 @@ impl StoredPod {
             resource_version: field(&metadata, "resourceVersion")?,
             deletion_timestamp: field(&metadata, "deletionTimestamp")?,
             deletion_grace_period_seconds: field(&metadata, "deletionGracePeriodSeconds")?,
+            generation: field(&metadata, "generation")?,
             ..ObjectMeta::default()
         };
         let mut hasher = DefaultHasher::new();
@@ -152,6 +154,10 @@ impl StoredPod {
 
     pub fn deletion_grace_period_seconds(&self) -> Option<i64> {
         self.metadata.deletion_grace_period_seconds
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.metadata.generation
     }
 
     pub fn phase(&self) -> Option<&str> {

@@ -208,6 +208,7 @@ impl PodController {
                         reports: 0,
                         status_round: 0,
                         allocation: Allocation::of(api_pod),
+                        follows: inner.prober.follows(api_pod),
                     };
                     inner.tracked.insert(&key, tracked);
                 }
@@ -335,6 +336,7 @@ impl PodController {
             allocation: tracked
                 .as_ref()
                 .map_or_else(|| Allocation::of(&pod), |t| t.allocation.clone()),
+            follows: inner.prober.follows(&pod),
         };
         let update = match &tracked {
             None => false,

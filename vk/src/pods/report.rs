@@ -2,8 +2,6 @@
 //! recorded on their pods, and the statuses vk writes itself when the provider refuses a pod,
 //! its configuration cannot be resolved, or its deadline passes.
 
-use std::sync::Arc;
-
 use k8s_openapi::{
     api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
@@ -79,9 +77,11 @@ impl PodController {
     /// Lays over a status from the provider what vk adds: the resize's allocation and
     /// conditions, and the probes' results.
     pub(super) fn decorate(&self, key: &PodKey, tracked: &Tracked, status: &mut PodStatus) {
-        let pod = Arc::new(tracked.last_seen.without_status());
-        tracked.allocation.decorate(status, &pod);
-        self.inner.prober.observe(key, &pod, status);
+        tracked
+            .allocation
+            .decorate(status, tracked.last_seen.generation());
+        let pod = || tracked.last_seen.without_status();
+        self.inner.prober.observe(key, tracked.follows, pod, status);
     }
 
     /// Writes again the status of each pod whose probe results changed, until `changes` ends.
@@ -96,7 +96,7 @@ impl PodController {
             };
             tracked
                 .allocation
-                .decorate(&mut status, &tracked.last_seen.without_status());
+                .decorate(&mut status, tracked.last_seen.generation());
             self.inner.status.submit(key, uid, status);
         }
     }

@@ -32,6 +32,9 @@ pub(super) struct Tracked {
     pub(super) status_round: u64,
     /// The resources the provider was asked to run, and where a resize of them stands.
     pub(super) allocation: Allocation,
+    /// The prober follows the pod (see [`crate::prober::Prober::follows`]), which is decided
+    /// by the spec of its containers, fixed once created.
+    pub(super) follows: bool,
 }
 
 /// How long vk remembers the pods it deleted from the API: longer than the watch lags.

@@ -64,6 +64,24 @@ pub(super) fn fill_in(messages: &HashMap<String, String>, status: &mut PodStatus
     }
 }
 
+/// Whether a container's termination in `status` has a message.
+pub(super) fn has_messages(status: &PodStatus) -> bool {
+    let statuses = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten());
+    statuses
+        .flat_map(|s| [s.state.as_ref(), s.last_state.as_ref()])
+        .flatten()
+        .any(|state| {
+            state
+                .terminated
+                .as_ref()
+                .is_some_and(|terminated| terminated.message.is_some())
+        })
+}
+
 fn terminated_states(
     status: &mut PodStatus,
 ) -> impl Iterator<Item = &mut ContainerStateTerminated> {

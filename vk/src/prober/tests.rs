@@ -3,7 +3,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use super::{
-    termination::tail_bytes,
+    termination::{self, tail_bytes},
     worker::{Kind, Streak, Timing},
     *,
 };
@@ -228,10 +228,16 @@ fn messages_are_cut_to_the_pods_share_of_12_kib() {
         container_statuses: Some(vec![terminated("é".repeat(5000))]),
         ..PodStatus::default()
     };
+    assert!(termination::has_messages(&status), "a message to cut");
     limit_messages(&pod, &mut status);
     let state = status.container_statuses.unwrap()[0].state.clone().unwrap();
     let message = state.terminated.unwrap().message.unwrap();
     assert_eq!(message.len(), 4096, "12 KiB / 3 containers");
+    let running = PodStatus {
+        container_statuses: Some(vec![running("c0", "docker://c0", true)]),
+        ..PodStatus::default()
+    };
+    assert!(!termination::has_messages(&running), "nothing to cut");
 }
 
 #[test]

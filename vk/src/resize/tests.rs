@@ -83,7 +83,7 @@ fn a_resize_shows_in_progress_until_the_provider_reports_it() {
     let (allocation, again) = Allocation::of(&pod("200m", 1)).after(&pod("300m", 2), None);
     assert!(!again);
     let mut status = reported("200m");
-    allocation.decorate(&mut status, &pod("300m", 2));
+    allocation.decorate(&mut status, Some(2));
     assert_eq!(status.observed_generation, Some(2));
     let in_progress = condition(&status, IN_PROGRESS).expect("in progress");
     assert_eq!(in_progress.observed_generation, Some(2));
@@ -94,7 +94,7 @@ fn a_resize_shows_in_progress_until_the_provider_reports_it() {
     assert_eq!(allocated, limits("300m").requests);
 
     let mut status = reported("300m");
-    allocation.decorate(&mut status, &pod("300m", 2));
+    allocation.decorate(&mut status, Some(2));
     assert!(condition(&status, IN_PROGRESS).is_none(), "done");
 }
 
@@ -109,7 +109,7 @@ fn a_provider_that_cannot_resize_leaves_it_pending_infeasible() {
         "not asked again"
     );
     let mut status = reported("200m");
-    allocation.decorate(&mut status, &pod("300m", 2));
+    allocation.decorate(&mut status, Some(2));
     let pending = condition(&status, PENDING).expect("pending");
     assert_eq!(pending.reason.as_deref(), Some("Infeasible"));
     assert!(
@@ -132,7 +132,7 @@ fn a_provider_that_cannot_resize_leaves_it_pending_infeasible() {
     // Back at the allocated resources, the pending resize is dropped.
     let settled = allocation.settled(&pod("200m", 3)).expect("settled");
     let mut status = reported("200m");
-    settled.decorate(&mut status, &pod("200m", 3));
+    settled.decorate(&mut status, Some(3));
     assert!(condition(&status, PENDING).is_none());
 }
 
@@ -143,7 +143,7 @@ fn an_unavailable_provider_defers_and_an_error_is_retried() {
     let (deferred, again) = before.clone().after(&pod("300m", 2), Some(&busy));
     assert!(again);
     let mut status = reported("200m");
-    deferred.decorate(&mut status, &pod("300m", 2));
+    deferred.decorate(&mut status, Some(2));
     assert_eq!(
         condition(&status, PENDING).unwrap().reason.as_deref(),
         Some("Deferred")
@@ -153,7 +153,7 @@ fn an_unavailable_provider_defers_and_an_error_is_retried() {
     let (errored, again) = before.after(&pod("300m", 2), Some(&failed));
     assert!(again && errored.is_resize(|| pod("300m", 2), &pod("300m", 2)));
     let mut status = reported("200m");
-    errored.decorate(&mut status, &pod("300m", 2));
+    errored.decorate(&mut status, Some(2));
     let in_progress = condition(&status, IN_PROGRESS).unwrap();
     assert_eq!(in_progress.reason.as_deref(), Some("Error"));
     assert_eq!(in_progress.message.as_deref(), Some("engine said no"));

@@ -55,6 +55,7 @@ fn tracked(last_seen: Arc<StoredPod>) -> Tracked {
         reports: 0,
         status_round: 1,
         allocation: Allocation::default(),
+        follows: false,
     }
 }
 
