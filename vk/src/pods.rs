@@ -215,7 +215,7 @@ impl PodController {
             .provider
             .call("notify_pods", move |p| {
                 p.notify_pods(
-                    move |pod| this.provider_reported(&pod),
+                    move |pod| this.provider_reported(pod),
                     move |event| that.provider_event(event),
                 )
             })
@@ -261,7 +261,7 @@ impl PodController {
                             status: Some(status),
                             ..Pod::default()
                         };
-                        self.provider_reported(&pod);
+                        self.provider_reported(pod);
                     }
                     Ok(None) => {}
                     Err(error) => {

@@ -44,8 +44,8 @@ impl PodController {
 
     /// A pod status from the provider: written to the API, and wakes the pod's sync when it
     /// matters (a pod IP to resolve, a deletion to finish).
-    pub(super) fn provider_reported(&self, pod: &Pod) {
-        let (Some(key), Some(status)) = (PodKey::of(pod), pod.status.clone()) else {
+    pub(super) fn provider_reported(&self, pod: Pod) {
+        let (Some(key), Some(mut status)) = (PodKey::of(&pod), pod.status) else {
             return;
         };
         let uid = pod.metadata.uid.as_ref();
@@ -66,7 +66,6 @@ impl PodController {
             return;
         }
         let wake = tracked.waits_for_pod_ip && status.pod_ip.is_some();
-        let mut status = status;
         self.decorate(&key, &tracked, &mut status);
         self.inner.status.submit(key.clone(), tracked.uid, status);
         if wake {
