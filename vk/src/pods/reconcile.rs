@@ -658,6 +658,9 @@ impl PodController {
             Ok(_) => {
                 if let Some(uid) = uid {
                     self.inner.tracked.deleted(uid);
+                    // Also a pod never given to the provider may have had tokens issued: its
+                    // resolution failed after them.
+                    self.inner.objects.forget_pod(uid);
                 }
             }
             // NodeRestriction answers 404 for a pod that its informer has not seen yet (under
