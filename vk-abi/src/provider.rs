@@ -162,6 +162,7 @@ impl PodNotifier {
     pub(crate) fn new(raw: PodNotifierBox) -> Self {
         PodNotifier(Arc::new(raw))
     }
+    /// The host reads the pod's namespace, name, UID and status: a pod without its spec will do.
     pub fn notify(&self, pod: &Pod) {
         if let Ok(json) = serde_json::to_vec(pod) {
             self.0.pod_changed(RSlice::from_slice(&json));

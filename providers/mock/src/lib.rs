@@ -65,7 +65,7 @@ fn pod_key(pod: &Pod) -> Result<PodKey> {
 impl MockProvider {
     fn notify(&self, pod: &MockPod) {
         if let Some(notifier) = &*self.notifier.read() {
-            notifier.notify(&pod.to_pod(&self.host_ip));
+            notifier.notify(&pod.report(&self.host_ip));
         }
     }
 
@@ -205,7 +205,7 @@ impl Provider for MockProvider {
             let host_ip = self.host_ip.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(delay);
-                notifier.notify(&killed.to_pod(&host_ip));
+                notifier.notify(&killed.report(&host_ip));
             });
         }
         Ok(())

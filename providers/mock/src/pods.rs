@@ -197,20 +197,28 @@ impl MockPod {
             image: Some(c.image.clone()),
             ..Container::default()
         };
+        let mut pod = self.report(host_ip);
+        pod.metadata.creation_timestamp = Some(Time(self.started));
+        pod.spec = Some(PodSpec {
+            containers: self.containers.iter().map(as_spec).collect(),
+            init_containers: Some(self.init_containers.iter().map(as_spec).collect())
+                .filter(|c: &Vec<_>| !c.is_empty()),
+            ..PodSpec::default()
+        });
+        pod
+    }
+
+    /// The pod as a status report carries it: its identity and status, without the spec,
+    /// which the host does not read from a report.
+    pub fn report(&self, host_ip: &str) -> Pod {
         Pod {
             metadata: ObjectMeta {
                 namespace: Some(self.namespace.clone()),
                 name: Some(self.name.clone()),
                 uid: Some(self.uid.clone()),
-                creation_timestamp: Some(Time(self.started)),
                 ..ObjectMeta::default()
             },
-            spec: Some(PodSpec {
-                containers: self.containers.iter().map(as_spec).collect(),
-                init_containers: Some(self.init_containers.iter().map(as_spec).collect())
-                    .filter(|c: &Vec<_>| !c.is_empty()),
-                ..PodSpec::default()
-            }),
+            spec: None,
             status: Some(self.status(host_ip)),
         }
     }
