@@ -53,6 +53,8 @@
 # Other environment variables:
 #   VK_CLUSTER_BIN            use binaries from this directory instead of running build.sh
 #   VK_CLUSTER_KEY_TYPE       ec (P-256, default) or rsa (2048) for the certificates' keys
+#   VK_CLUSTER_SA_KEY_TYPE    rsa (2048, default, as kubeadm makes it) or ec (P-256) for the
+#                             service-account signing key; a new cluster's only (the key is kept)
 #   VK_ETCD_ARGS, VK_APISERVER_ARGS, VK_CONTROLLER_MANAGER_ARGS, VK_SCHEDULER_ARGS
 #                             extra arguments (split on whitespace) appended to each component
 #
@@ -90,6 +92,7 @@ opt_base="${VK_PORT_BASE:-}" opt_api="${VK_APISERVER_PORT:-}" opt_etcd="${VK_ETC
 opt_peer="${VK_ETCD_PEER_PORT:-}" opt_cm="${VK_CONTROLLER_MANAGER_PORT:-}"
 opt_sched="${VK_SCHEDULER_PORT:-}" timeout="${VK_CLUSTER_TIMEOUT:-120}"
 key_type="${VK_CLUSTER_KEY_TYPE:-ec}"
+sa_key_type="${VK_CLUSTER_SA_KEY_TYPE:-rsa}"
 
 while (($#)); do
   case "$1" in
@@ -122,6 +125,7 @@ dir=${opt_dir:-${HOME:?HOME is not set}/.cache/vk/clusters/$name}
 dir=$(realpath -m -- "$dir")
 [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds"
 [[ $key_type == ec || $key_type == rsa ]] || die "VK_CLUSTER_KEY_TYPE must be ec or rsa"
+[[ $sa_key_type == ec || $sa_key_type == rsa ]] || die "VK_CLUSTER_SA_KEY_TYPE must be ec or rsa"
 for v in opt_base opt_api opt_etcd opt_peer opt_cm opt_sched; do
   [[ -z ${!v} || ${!v} =~ ^[0-9]+$ ]] || die "ports must be numbers (got '${!v}')"
 done
@@ -316,7 +320,7 @@ make_pki() {
   [[ -s $pki/front-proxy-client.crt ]] || sign_ca=$pki/front-proxy-ca sign "$pki/front-proxy-client" \
     "/CN=front-proxy-client" clientAuth
   if [[ ! -s $pki/sa.key || ! -s $pki/sa.pub ]]; then
-    genkey "$pki/sa.key" rsa
+    genkey "$pki/sa.key" "$sa_key_type"
     openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null || die "openssl failed on sa.key"
   fi
 }
