@@ -43,7 +43,8 @@ pub struct StoredPod {
 }
 
 /// A JSON object's fields, each as its JSON text within the object's (a watched pod is read
-/// from the watch's buffer, not copied field by field).
+/// from the watch's buffer, not copied field by field). Borrowing needs a deserializer over a
+/// string or bytes, as kube's for lists and watches.
 type RawFields<'a> = BTreeMap<&'a str, &'a RawValue>;
 
 impl StoredPod {
@@ -55,7 +56,7 @@ impl StoredPod {
     }
 
     /// A pod's fields as the API server sent them, managed fields left out.
-    fn from_fields(fields: &RawFields<'_>) -> serde_json::Result<Self> {
+    fn from_fields(fields: RawFields<'_>) -> serde_json::Result<Self> {
         let mut metadata: RawFields<'_> = match fields.get("metadata") {
             Some(raw) => serde_json::from_str(raw.get())?,
             None => RawFields::new(),
@@ -86,8 +87,8 @@ impl StoredPod {
         struct Phase {
             phase: Option<String>,
         }
-        let status: Option<Phase> = field(fields, "status")?;
-        let mut kept = fields.clone();
+        let status: Option<Phase> = field(&fields, "status")?;
+        let mut kept = fields;
         if let Some(metadata) = &without_managed_fields {
             kept.insert("metadata", metadata);
         }
@@ -183,7 +184,7 @@ fn field<T: DeserializeOwned>(fields: &RawFields<'_>, name: &str) -> serde_json:
 impl<'de> Deserialize<'de> for StoredPod {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let fields = RawFields::deserialize(deserializer)?;
-        StoredPod::from_fields(&fields).map_err(D::Error::custom)
+        StoredPod::from_fields(fields).map_err(D::Error::custom)
     }
 }
 
